@@ -1,0 +1,1 @@
+"""slimmer: make container images smaller and faster to start, without a Docker daemon."""

@@ -1,0 +1,253 @@
+"""Library API: ``slim`` and ``analyze``; the CLI and the hook are thin fronts over these."""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from .assemble import build_config, build_index, build_manifest, config_media_type
+from .compress import LEVEL_RANGE, LayerResult
+from .errors import SlimmerError, UsageError
+from .image import Image, Root, Sink, Source
+from .model import Descriptor, Platform
+from .pipeline import build_layer
+from .plan import (KEEP, PASSTHROUGH, REBUILD, RECOMPRESS, DEFAULT_MERGE_THRESHOLD, ImagePlan,
+                   OutputLayer, PlanOptions, group_layers, plan_image)
+from .profiles import SNIFF_BYTES, Matcher, Profile, builtin_profiles, select_profiles
+from .refs import LayoutRef, parse_reference
+from .report import ImageReport, Report, image_report
+from .scan import LayerIndex, scan_layer
+from .sinks.layout import LayoutSink
+from .sources.layout import LayoutSource
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class SlimOptions:
+    """Everything that decides the output; the same options give the same digests."""
+
+    profiles: tuple[str, ...] = ()            # names or comma lists; empty: caches,docs
+    profile_files: tuple[str, ...] = ()
+    strip: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()           # os/arch[/variant]; empty: all
+    merge: str = "auto"
+    merge_threshold: int = DEFAULT_MERGE_THRESHOLD
+    base: int = 0
+    keep_base: bool = False
+    compression: str = "zstd"
+    level: int | None = None
+    jobs: int | None = None                   # parallel layers; None: all cores
+
+    def plan_options(self) -> PlanOptions:
+        return PlanOptions(self.merge, self.merge_threshold, self.base, self.keep_base,
+                           self.compression, self.level)
+
+
+def open_source(ref: str | Source) -> Source:
+    """A Source for a reference string (``oci:DIR[:TAG|@DIGEST]``) or a Source as is."""
+    if not isinstance(ref, str):
+        return ref
+    parsed = parse_reference(ref)
+    return LayoutSource(parsed)
+
+
+def open_sink(ref: str | Sink) -> Sink:
+    """A Sink for a destination reference string, or a Sink as is."""
+    if not isinstance(ref, str):
+        return ref
+    parsed = parse_reference(ref)
+    if isinstance(parsed, LayoutRef) and parsed.digest:
+        raise UsageError(f"destination {ref!r} cannot name a digest")
+    return LayoutSink(parsed)
+
+
+@dataclass
+class _Job:
+    """Shared state of one run: the pool, and scans done once per layer digest."""
+
+    pool: ThreadPoolExecutor
+    progress: ProgressFn | None
+    scans: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _check_options(options: SlimOptions) -> None:
+    options.plan_options()
+    if options.level is not None and options.compression not in (KEEP,):
+        lo, hi = LEVEL_RANGE[options.compression]
+        if not lo <= options.level <= hi:
+            raise UsageError(f"--level for {options.compression} must be {lo}..{hi}")
+    if options.jobs is not None and options.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+
+
+def _matcher(options: SlimOptions) -> tuple[list[Profile], Matcher | None]:
+    profiles = select_profiles(list(options.profiles), list(options.profile_files))
+    if not profiles and not options.strip:
+        return profiles, None
+    return profiles, Matcher(profiles, list(options.strip), list(options.keep))
+
+
+def _scan_all(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher | None,
+              job: _Job) -> list[dict[int, LayerIndex] | None]:
+    """Scan every layer of the images that need it, each distinct digest once, in parallel."""
+    sniff = None
+    sniff_min = 0
+    if matcher is not None and matcher.needs_content():
+        from .profiles import sniff_content
+        sniff = sniff_content
+        sniff_min = matcher.min_content_size
+    futures: dict[str, Any] = {}
+    for image, need in zip(images, needed):
+        if not need:
+            continue
+        for layer in image.layers:
+            d = layer.descriptor.digest
+            if d not in futures:
+                futures[d] = job.pool.submit(scan_layer, layer, sniff, sniff_min, SNIFF_BYTES)
+    done = {d: f.result() for d, f in futures.items()}
+    out: list[dict[int, LayerIndex] | None] = []
+    for image, need in zip(images, needed):
+        out.append({i: done[layer.descriptor.digest] for i, layer in enumerate(image.layers)}
+                   if need else None)
+    return out
+
+
+def _plan_all(root: Root, options: SlimOptions, matcher: Matcher | None, job: _Job,
+              force_scan: bool) -> tuple[list[ImagePlan], list[dict[int, LayerIndex] | None]]:
+    popts = options.plan_options()
+    needed = []
+    for image in root.images:
+        sizes = [ly.descriptor.size for ly in image.layers]
+        types = [ly.descriptor.media_type for ly in image.layers]
+        merged = any(len(g) > 1 for g in group_layers(sizes, types, popts))
+        needed.append(force_scan or matcher is not None or merged)
+    indexes = _scan_all(root.images, needed, matcher, job)
+    plans = []
+    for image, idx in zip(root.images, indexes):
+        plans.append(plan_image([ly.descriptor.size for ly in image.layers],
+                                [ly.descriptor.media_type for ly in image.layers],
+                                idx, matcher, image.config, popts))
+    return plans, indexes
+
+
+def analyze(source: str | Source, options: SlimOptions | None = None, *,
+            jobs: int | None = None, progress: ProgressFn | None = None) -> Report:
+    """Plan and measure what ``slim`` would do, writing nothing."""
+    options = options or SlimOptions()
+    _check_options(options)
+    src = open_source(source)
+    root = src.resolve([_platform(p) for p in options.platforms])
+    profiles, matcher = _matcher(options)
+    with ThreadPoolExecutor(_jobs(options, jobs)) as pool:
+        job = _Job(pool, progress)
+        plans, indexes = _plan_all(root, options, matcher, job, force_scan=True)
+    others = {name: p for name, p in builtin_profiles().items()
+              if name not in {q.name for q in profiles}}
+    images = [image_report(image, plan, None, idx, others, options)
+              for image, plan, idx in zip(root.images, plans, indexes)]
+    return Report("analyze", src.name, None, root.descriptor.digest, None, images,
+                  [p.name for p in profiles], _warnings(profiles, root))
+
+
+def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = None, *,
+         progress: ProgressFn | None = None) -> Report:
+    """Slim ``source`` into ``dest``: plan, build layers in parallel, write config, manifests
+    and index, then point the destination tag at the result. On any error the destination is
+    left as it was and the error is raised."""
+    options = options or SlimOptions()
+    _check_options(options)
+    src = open_source(source)
+    root = src.resolve([_platform(p) for p in options.platforms])
+    profiles, matcher = _matcher(options)
+    sink = open_sink(dest)
+    try:
+        with ThreadPoolExecutor(_jobs(options, None)) as pool:
+            job = _Job(pool, progress)
+            plans, indexes = _plan_all(root, options, matcher, job, force_scan=False)
+            results = _build_all(root, plans, sink, options, job)
+        manifests: list[Descriptor] = []
+        for image, plan, res in zip(root.images, plans, results):
+            cfg_raw = build_config(image, plan, res)
+            cfg = sink.put_manifest(cfg_raw, config_media_type(image, res))
+            man_raw, man_type = build_manifest(image, plan, res, cfg, options.base)
+            desc = sink.put_manifest(man_raw, man_type)
+            manifests.append(Descriptor(desc.media_type, desc.digest, desc.size, None,
+                                        image.descriptor.platform or None))
+        if root.index is not None and not (options.platforms and len(manifests) == 1):
+            raw, mt = build_index(root, manifests)
+            top = sink.put_manifest(raw, mt)
+        else:
+            top = Descriptor(manifests[0].media_type, manifests[0].digest, manifests[0].size)
+        sink.commit(top)
+    except BaseException:
+        sink.abort()
+        raise
+    others: dict[str, Profile] = {}
+    images = [image_report(image, plan, res, idx, others, options, manifest=m)
+              for image, plan, res, idx, m in zip(root.images, plans, results, indexes, manifests)]
+    return Report("push", src.name, sink.name, root.descriptor.digest, top.digest, images,
+                  [p.name for p in profiles], _warnings(profiles, root))
+
+
+def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: SlimOptions,
+               job: _Job) -> list[list[LayerResult]]:
+    """Build every output layer of every image; identical unchanged layers are built once."""
+    futures: dict[Any, Any] = {}
+    keys: list[list[Any]] = []
+    total = sum(o.input_tar_size or o.input_size for p in plans for o in p.layers)
+    done_bytes = [0]
+
+    def progress(n: int) -> None:
+        if job.progress is not None:
+            with job.lock:
+                done_bytes[0] += n
+                job.progress("build", done_bytes[0], total)
+
+    for ii, (image, plan) in enumerate(zip(root.images, plans)):
+        row = []
+        for oi, out in enumerate(plan.layers):
+            if out.mode in (PASSTHROUGH, RECOMPRESS):
+                key: Any = (out.mode, image.layers[out.inputs[0]].descriptor.digest,
+                            out.compression)
+            else:
+                key = (ii, oi)
+            if key not in futures:
+                futures[key] = job.pool.submit(build_layer, out, image.layers, sink,
+                                               level=options.level, progress=progress)
+            row.append(key)
+        keys.append(row)
+    try:
+        return [[futures[k].result() for k in row] for row in keys]
+    except BaseException:
+        for f in futures.values():
+            f.cancel()
+        raise
+
+
+def _jobs(options: SlimOptions, jobs: int | None) -> int:
+    return jobs or options.jobs or os.cpu_count() or 1
+
+
+def _platform(text: str) -> Platform:
+    try:
+        return Platform.parse(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _warnings(profiles: Sequence[Profile], root: Root) -> list[str]:
+    out = [f"profile {p.name}: {p.warning}" for p in profiles if p.warning]
+    if root.skipped:
+        out.append(f"{len(root.skipped)} index entries not slimmed and left out "
+                   "(other platforms or attestations)")
+    return out
+
+
+__all__ = ["SlimOptions", "slim", "analyze", "Report", "ImageReport", "SlimmerError",
+           "OutputLayer", "REBUILD"]

@@ -1,0 +1,206 @@
+"""The ``slim`` command: a thin front over ``slimmer.api``."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from typing import Any, Callable
+
+import click
+
+from . import api
+from .errors import SlimmerError, UsageError
+from .plan import DEFAULT_MERGE_THRESHOLD
+from .report import Report, human
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
+          "gb": 1000**3, "t": 1000**4, "tb": 1000**4, "ki": 1024, "kib": 1024, "mi": 1024**2,
+          "mib": 1024**2, "gi": 1024**3, "gib": 1024**3, "ti": 1024**4, "tib": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """``16MiB``, ``10M``, ``1.5GB`` or plain bytes."""
+    m = _SIZE_RE.match(text)
+    unit = (m.group(2) or "").lower() if m else None
+    if not m or unit not in _UNITS:
+        raise click.BadParameter(f"not a size: {text!r} (examples: 16MiB, 10MB, 4096)")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+class _Size(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except click.BadParameter as exc:
+            self.fail(str(exc.message), param, ctx)
+
+
+def _slim_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--profile", "profiles", multiple=True, metavar="NAME[,NAME...]",
+                     help="Strip profiles (default: caches,docs; 'none' strips nothing)."),
+        click.option("--profile-file", "profile_files", multiple=True, metavar="FILE",
+                     help="Add rules from a profile file (same TOML format as the built-ins)."),
+        click.option("--strip", multiple=True, metavar="GLOB", help="Also strip paths matching GLOB."),
+        click.option("--keep", multiple=True, metavar="GLOB",
+                     help="Never strip paths matching GLOB (always wins)."),
+        click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT]",
+                     help="Only these platforms of a multi-platform image (default: all)."),
+        click.option("--merge", type=click.Choice(["auto", "none", "all"]), default="auto",
+                     show_default=True, help="Layer merge policy."),
+        click.option("--merge-threshold", type=_Size(), default=DEFAULT_MERGE_THRESHOLD,
+                     show_default="16MiB",
+                     help="With --merge auto, layers smaller than this are merged with "
+                          "adjacent small layers."),
+        click.option("--base", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="The first N layers are base layers: never merged."),
+        click.option("--keep-base", is_flag=True,
+                     help="Pass base layers through byte-identical even if a profile would "
+                          "strip from them."),
+        click.option("--compression", type=click.Choice(["zstd", "gzip", "none", "keep"]),
+                     default="zstd", show_default=True, help="Output layer compression."),
+        click.option("--level", type=int, default=None,
+                     help="Compression level (zstd 1-19, default 3; gzip 0-3, default 2)."),
+        click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+                     help="Layers built in parallel (default: all cores)."),
+        click.option("--json", "json_out", metavar="FILE|-",
+                     help="Write the report as JSON to FILE, or '-' for stdout."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _options(kw: dict[str, Any]) -> api.SlimOptions:
+    return api.SlimOptions(
+        profiles=tuple(kw["profiles"]), profile_files=tuple(kw["profile_files"]),
+        strip=tuple(kw["strip"]), keep=tuple(kw["keep"]), platforms=tuple(kw["platforms"]),
+        merge=kw["merge"], merge_threshold=kw["merge_threshold"], base=kw["base"],
+        keep_base=kw["keep_base"], compression=kw["compression"], level=kw["level"],
+        jobs=kw["jobs"])
+
+
+class _Progress:
+    """A one-line progress display on a terminal; silent otherwise."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        pct = f"{100 * done / total:3.0f}%" if total else ""
+        sys.stderr.write(f"\r{stage}: {pct} {human(done)} of {human(total)}   ")
+        sys.stderr.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.flush()
+
+
+def _emit(report: Report, json_out: str | None) -> None:
+    if json_out:
+        text = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
+        if json_out == "-":
+            sys.stdout.write(text)
+            return
+        try:
+            with open(json_out, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise UsageError(f"writing report {json_out}: {exc.strerror}") from exc
+    sys.stdout.write(report.render_text())
+
+
+def _run(fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except SlimmerError as exc:
+        msg = str(exc).replace("\n", " ")
+        click.echo(f"slim: error: {msg}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("slim: interrupted", err=True)
+        sys.exit(130)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="slimmer", prog_name="slim")
+def main() -> None:
+    """Make container images smaller and faster to start, without a Docker daemon.
+
+    References: oci:DIR[:TAG|@DIGEST] (an OCI image layout).
+    """
+
+
+@main.command()
+@click.argument("source")
+@click.argument("destination")
+@_slim_options
+def push(source: str, destination: str, **kw: Any) -> None:
+    """Slim SOURCE and write the result to DESTINATION."""
+    def go() -> None:
+        progress = _Progress()
+        try:
+            report = api.slim(source, destination, _options(kw), progress=progress)
+        finally:
+            progress.close()
+        _emit(report, kw["json_out"])
+    _run(go)
+
+
+@main.command()
+@click.argument("source")
+@_slim_options
+def analyze(source: str, **kw: Any) -> None:
+    """Show the plan and what it would save for SOURCE; writes nothing."""
+    def go() -> None:
+        progress = _Progress()
+        try:
+            report = api.analyze(source, _options(kw), progress=progress)
+        finally:
+            progress.close()
+        _emit(report, kw["json_out"])
+    _run(go)
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--profile-file", "profile_files", multiple=True, metavar="FILE",
+              help="Also list the profiles in FILE.")
+def profiles(name: str | None, profile_files: tuple[str, ...]) -> None:
+    """List strip profiles, or show the rules of profile NAME."""
+    from .profiles import builtin_profiles, load_profile_file, render_profile, render_profile_list
+
+    def go() -> None:
+        table = dict(builtin_profiles())
+        for path in profile_files:
+            for p in load_profile_file(path):
+                table[p.name] = p
+        if name is None:
+            click.echo(render_profile_list(table).rstrip("\n"))
+            return
+        if name not in table:
+            from .errors import ProfileError
+            raise ProfileError(f"unknown profile {name!r} (known: {', '.join(sorted(table))})")
+        click.echo(render_profile(table[name]).rstrip("\n"))
+    _run(go)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

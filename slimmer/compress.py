@@ -1,0 +1,228 @@
+"""Compression detection, streaming decompression and the hashing layer writer.
+
+Compression is detected from magic bytes, never trusted from the media type. Decompression
+errors (truncated or corrupt streams) become LayerError naming the layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from isal import isal_zlib
+
+try:  # Python 3.14+
+    from compression import zstd  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the Python version
+    from backports import zstd  # type: ignore[no-redef]
+
+from .errors import LayerError
+from .image import BlobWriter
+
+GZIP, ZSTD, NONE = "gzip", "zstd", "none"
+COMPRESSIONS = (ZSTD, GZIP, NONE)
+DEFAULT_LEVEL = {ZSTD: 3, GZIP: 2, NONE: 0}
+LEVEL_RANGE = {ZSTD: (1, 19), GZIP: (0, 3), NONE: (0, 0)}
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+READ_CHUNK = 1 << 20
+
+
+def detect_compression(head: bytes) -> str:
+    """Compression of a blob from its first bytes."""
+    if head.startswith(_GZIP_MAGIC):
+        return GZIP
+    if head.startswith(_ZSTD_MAGIC) or (len(head) >= 4 and head[0] & 0xF0 == 0x50
+                                        and head[1:4] == b"\x2a\x4d\x18"):
+        return ZSTD
+    return NONE
+
+
+class _Decoder:
+    """Streaming decompressor over a raw blob: bounded output per read, multi-member/frame
+    aware, and strict about truncation (EOF inside a member is an error, not a short read)."""
+
+    def __init__(self, raw: BinaryIO, head: bytes, kind: str, what: str) -> None:
+        self._raw = raw
+        self._kind = kind
+        self._what = what
+        self._input = head
+        self._raw_eof = False
+        self._dec = self._new()
+
+    def _new(self) -> Any:
+        if self._kind == GZIP:
+            return isal_zlib.decompressobj(31)
+        return zstd.ZstdDecompressor()
+
+    def _more_input(self) -> bytes:
+        if self._raw_eof:
+            return b""
+        data = self._raw.read(READ_CHUNK)
+        if not data:
+            self._raw_eof = True
+        return data
+
+    def read(self, n: int = -1) -> bytes:
+        limit = READ_CHUNK if n is None or n < 0 else n
+        try:
+            return self._read(limit)
+        except (zlib.error, isal_zlib.error, zstd.ZstdError, EOFError) as exc:
+            raise LayerError(f"{self._what}: corrupt {self._kind} data ({exc})") from exc
+
+    def _read(self, limit: int) -> bytes:
+        dec = self._dec
+        while True:
+            if dec.eof:
+                rest = dec.unused_data or self._input
+                self._input = b""
+                if not rest:
+                    rest = self._more_input()
+                if not rest:
+                    return b""
+                if detect_compression(rest[:4]) != self._kind and len(rest) >= 4:
+                    if rest.strip(b"\0") or self._more_input().strip(b"\0"):
+                        raise LayerError(f"{self._what}: trailing garbage after {self._kind} data")
+                    return b""
+                dec = self._dec = self._new()
+                self._input = rest
+            if self._kind == GZIP:
+                if not self._input:
+                    self._input = self._more_input()
+                    if not self._input:
+                        raise LayerError(f"{self._what}: {self._kind} stream is truncated")
+                out = dec.decompress(self._input, limit)
+                self._input = dec.unconsumed_tail
+            else:
+                if dec.needs_input:
+                    data = self._input or self._more_input()
+                    self._input = b""
+                    if not data:
+                        raise LayerError(f"{self._what}: {self._kind} stream is truncated")
+                else:
+                    data = b""
+                out = dec.decompress(data, limit)
+            if out:
+                return out
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+class _Plain:
+    """An uncompressed blob, re-fed its already-read first bytes."""
+
+    def __init__(self, raw: BinaryIO, head: bytes) -> None:
+        self._raw = raw
+        self._head = head
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            head, self._head = self._head, b""
+            return head
+        return self._raw.read(READ_CHUNK if n is None or n < 0 else n)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def open_decompressed(raw: BinaryIO, what: str) -> tuple[BinaryIO, str]:
+    """Wrap a compressed blob stream; returns (tar stream, detected compression)."""
+    head = raw.read(4)
+    kind = detect_compression(head)
+    if kind == NONE:
+        return _Plain(raw, head), kind  # type: ignore[return-value]
+    return _Decoder(raw, head, kind, what), kind  # type: ignore[return-value]
+
+
+class DiffIdReader:
+    """Hashes the uncompressed tar stream and checks it against the config's diff_id at EOF."""
+
+    def __init__(self, stream: BinaryIO, expected: str | None, what: str) -> None:
+        self._stream = stream
+        self._expected = expected
+        self._what = what
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.diff_id: str | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        if data:
+            self._hash.update(data)
+            self.size += len(data)
+        elif n != 0 and self.diff_id is None:
+            self.diff_id = "sha256:" + self._hash.hexdigest()
+            if self._expected is not None and self.diff_id != self._expected:
+                raise LayerError(f"{self._what}: uncompressed content does not match the config's "
+                                 f"diff_id {self._expected[:19]} (it is {self.diff_id[:19]})")
+        return data
+
+    def drain(self) -> None:
+        while self.read(READ_CHUNK):
+            pass
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """What a finished output layer is: blob digest and size, diff_id, tar size, compression."""
+
+    digest: str
+    size: int
+    diff_id: str
+    tar_size: int
+    compression: str
+
+
+class LayerWriter:
+    """Compresses a tar stream into a BlobWriter, hashing tar bytes and blob bytes in one pass."""
+
+    def __init__(self, out: BlobWriter, compression: str, level: int | None = None,
+                 threads: int = 0) -> None:
+        self._out = out
+        self._compression = compression
+        level = DEFAULT_LEVEL[compression] if level is None else level
+        self._tar_hash = hashlib.sha256()
+        self._blob_hash = hashlib.sha256()
+        self.tar_size = 0
+        self.size = 0
+        self._cobj: Any
+        if compression == ZSTD:
+            options = {zstd.CompressionParameter.compression_level: level}
+            if threads:
+                options[zstd.CompressionParameter.nb_workers] = threads
+            self._cobj = zstd.ZstdCompressor(options=options)
+        elif compression == GZIP:
+            self._cobj = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
+        else:
+            self._cobj = None
+
+    def _emit(self, data: bytes | memoryview) -> None:
+        if data:
+            self._blob_hash.update(data)
+            self.size += len(data)
+            self._out.write(data)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._tar_hash.update(data)
+        self.tar_size += len(data)
+        if self._cobj is None:
+            self._emit(data)
+        else:
+            self._emit(self._cobj.compress(data))
+
+    def close(self) -> LayerResult:
+        """Flush the compressor and return the result; the caller commits the blob."""
+        if self._cobj is not None:
+            self._emit(self._cobj.flush())
+        return LayerResult("sha256:" + self._blob_hash.hexdigest(), self.size,
+                           "sha256:" + self._tar_hash.hexdigest(), self.tar_size,
+                           self._compression)

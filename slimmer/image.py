@@ -1,0 +1,106 @@
+"""Source-side image objects and the Source / Sink interfaces every front and backend shares.
+
+A layer holds an *opener*, not an open file: each call returns a fresh, digest-verifying stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Protocol, Sequence
+
+from .model import Descriptor, ImageConfig, Index, Manifest, Platform
+
+Opener = Callable[[], BinaryIO]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One input layer: its descriptor, its diff_id from the config and a re-openable stream."""
+
+    descriptor: Descriptor
+    diff_id: str
+    open_compressed: Opener
+
+
+@dataclass(frozen=True)
+class Image:
+    """One platform image: manifest, config and layers, plus the descriptor it was reached by."""
+
+    descriptor: Descriptor
+    manifest: Manifest
+    config: ImageConfig
+    layers: tuple[Layer, ...]
+
+    @property
+    def platform(self) -> Platform | None:
+        return self.descriptor.platform or self.config.platform
+
+
+@dataclass(frozen=True)
+class Root:
+    """What a reference resolved to: a single image, or an index and its selected images.
+
+    ``skipped`` lists index entries that were not selected or are not images (attestations).
+    """
+
+    name: str
+    descriptor: Descriptor
+    index: Index | None
+    images: tuple[Image, ...]
+    skipped: tuple[Descriptor, ...] = ()
+
+
+class Source(Protocol):
+    """Reads an image; every blob stream it hands out is verified against its digest at EOF."""
+
+    name: str
+
+    def resolve(self, platforms: Sequence[Platform] = ()) -> Root:
+        """Resolve the reference; ``platforms`` narrows an index (empty: all platforms)."""
+        ...
+
+    def open_blob(self, descriptor: Descriptor) -> BinaryIO:
+        """A fresh verified stream of the blob's stored (compressed) bytes."""
+        ...
+
+
+class BlobWriter(Protocol):
+    """A blob being written whose digest is known only at the end of the stream."""
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def commit(self, digest: str, size: int) -> None:
+        """Make the blob visible under ``digest``; raise OutputError on failure."""
+        ...
+
+    def abort(self) -> None:
+        """Discard what was written; safe to call after commit or twice."""
+        ...
+
+
+class Sink(Protocol):
+    """Writes an image: blobs first, then manifests, and the tag / index entry last.
+
+    Nothing is visible under the destination reference until ``commit``; ``abort`` removes what
+    this sink added so a failed run leaves the destination as it was.
+    """
+
+    name: str
+
+    def has_blob(self, digest: str) -> bool: ...
+
+    def copy_blob(self, descriptor: Descriptor, opener: Opener) -> None:
+        """Store a blob byte-identical from a (verified) source stream, unless already present."""
+        ...
+
+    def blob_writer(self) -> BlobWriter: ...
+
+    def put_manifest(self, raw: bytes, media_type: str) -> Descriptor:
+        """Store exact manifest/index/config bytes; returns their descriptor."""
+        ...
+
+    def commit(self, descriptor: Descriptor) -> None:
+        """Point the destination reference (tag) at ``descriptor``; the last step of a push."""
+        ...
+
+    def abort(self) -> None: ...

@@ -1,0 +1,288 @@
+"""Read an image from an OCI image layout directory (``oci-layout``, ``index.json``, ``blobs/``).
+
+Everything is read through digest-verifying streams; manifests and configs are read with a size
+limit, layers are never opened at resolve time. Nothing is ever written into the layout.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import stat
+from dataclasses import dataclass, replace
+from typing import BinaryIO, Sequence, cast
+
+from ..digest import VerifyingReader, check_digest, short
+from ..errors import BlobError, InputError
+from ..image import Image, Layer, Opener, Root
+from ..model import (
+    ANNOT_REF_NAME,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    Descriptor,
+    ImageConfig,
+    Index,
+    Manifest,
+    Platform,
+    load_json,
+    sniff_media_type,
+)
+from ..refs import LayoutRef
+
+#: Largest manifest, index or config accepted; a larger descriptor size is refused before reading.
+SMALL_BLOB_LIMIT = 4 << 20
+#: Largest ``index.json`` accepted (it lists every tag of the layout, so it may be bigger).
+INDEX_JSON_LIMIT = 64 << 20
+#: Annotation Docker BuildKit puts on attestation manifests inside an index.
+ANNOT_DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+@dataclass
+class _Entry:
+    """An index entry met while walking an index; ``image`` is set once loaded."""
+
+    descriptor: Descriptor
+    platform: Platform | None = None
+    image: Image | None = None
+    candidate: bool = False
+
+
+class LayoutSource:
+    """A ``Source`` for an OCI image layout, selecting by tag, digest or the single entry."""
+
+    def __init__(self, ref: LayoutRef) -> None:
+        self.ref = ref
+        self.name = str(ref)
+        self._label = f"oci:{ref.path}"
+
+    # -- blobs --------------------------------------------------------------------------------
+
+    def _blob_path(self, digest: str, what: str) -> str:
+        """Path of a blob; the strict digest form means it cannot leave ``blobs/``."""
+        check_digest(digest, what)
+        algorithm, hexpart = digest.split(":", 1)
+        return os.path.join(self.ref.path, "blobs", algorithm, hexpart)
+
+    def open_blob(self, descriptor: Descriptor) -> BinaryIO:
+        """A fresh stream of the blob that checks size and digest at EOF (BlobError on mismatch).
+
+        A blob whose file size already differs from the descriptor is refused at open time.
+        """
+        what = f"reading {self._label} blob {short(descriptor.digest)}"
+        path = self._blob_path(descriptor.digest, what)
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except FileNotFoundError as exc:
+            raise BlobError(f"{what}: missing") from exc
+        except OSError as exc:
+            raise BlobError(f"{what}: {exc.strerror or exc}") from exc
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise BlobError(f"{what}: not a regular file")
+            if info.st_size != descriptor.size:
+                raise BlobError(
+                    f"{what}: blob is {info.st_size} bytes, descriptor says {descriptor.size}")
+            raw = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        return cast(BinaryIO, VerifyingReader(raw, descriptor.digest, descriptor.size, what))
+
+    def read_small_blob(self, descriptor: Descriptor, limit: int = SMALL_BLOB_LIMIT) -> bytes:
+        """Whole verified content of a manifest/index/config blob of at most ``limit`` bytes.
+
+        The limit is checked against the descriptor before reading, so a hostile size cannot make
+        us allocate more than ``limit`` bytes.
+        """
+        if descriptor.size > limit:
+            raise InputError(
+                f"reading {self._label} blob {short(descriptor.digest)}: size {descriptor.size} "
+                f"exceeds the {limit}-byte limit for manifests and configs")
+        with self.open_blob(descriptor) as stream:
+            return stream.read()
+
+    def _opener(self, descriptor: Descriptor) -> Opener:
+        return functools.partial(self.open_blob, descriptor)
+
+    # -- layout files -------------------------------------------------------------------------
+
+    def _read_file(self, filename: str, limit: int) -> bytes:
+        what = f"reading {self._label} {filename}"
+        path = os.path.join(self.ref.path, filename)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(limit + 1)
+        except FileNotFoundError as exc:
+            raise InputError(f"{what}: missing (not an OCI image layout?)") from exc
+        except OSError as exc:
+            raise InputError(f"{what}: {exc.strerror or exc}") from exc
+        if len(data) > limit:
+            raise InputError(f"{what}: larger than {limit} bytes")
+        return data
+
+    def _check_oci_layout(self) -> None:
+        what = f"reading {self._label} oci-layout"
+        doc = load_json(self._read_file("oci-layout", 4096), what)
+        version = doc.get("imageLayoutVersion")
+        if not isinstance(version, str):
+            raise InputError(f"{what}: missing field 'imageLayoutVersion'")
+        if version.split(".")[0] != "1":
+            raise InputError(f"{what}: unsupported imageLayoutVersion {version!r}")
+
+    def _read_index_json(self) -> tuple[Descriptor, ...]:
+        """Entries of ``index.json``; a missing ``mediaType`` (old layouts) is left empty."""
+        what = f"reading {self._label} index.json"
+        doc = load_json(self._read_file("index.json", INDEX_JSON_LIMIT), what)
+        if doc.get("schemaVersion") != 2:
+            raise InputError(f"{what}: schemaVersion must be 2")
+        entries = doc.get("manifests")
+        if not isinstance(entries, list):
+            raise InputError(f"{what}: missing field 'manifests'")
+        out = []
+        for i, entry in enumerate(entries):
+            if isinstance(entry, dict) and "mediaType" not in entry:
+                entry = {**entry, "mediaType": ""}
+            out.append(Descriptor.from_json(entry, f"{what} entry {i}"))
+        return tuple(out)
+
+    # -- selection ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _tag_of(descriptor: Descriptor) -> str | None:
+        return (descriptor.annotations or {}).get(ANNOT_REF_NAME)
+
+    def _describe_tags(self, entries: Sequence[Descriptor]) -> str:
+        tags = list(dict.fromkeys(t for t in map(self._tag_of, entries) if t is not None))
+        untagged = sum(1 for e in entries if self._tag_of(e) is None)
+        text = ", ".join(tags) if tags else "none"
+        return text + (f"; {untagged} untagged" if untagged else "")
+
+    def _select(self, entries: tuple[Descriptor, ...]) -> Descriptor:
+        if self.ref.tag is not None:
+            found = [e for e in entries if self._tag_of(e) == self.ref.tag]
+            if not found:
+                raise InputError(f"reading {self._label}: unknown tag {self.ref.tag!r} "
+                                 f"(available tags: {self._describe_tags(entries)})")
+            if len({e.digest for e in found}) > 1:
+                raise InputError(f"reading {self._label}: tag {self.ref.tag!r} names "
+                                 f"{len(found)} different entries; select one by @DIGEST")
+            return found[0]
+        if self.ref.digest is not None:
+            for entry in entries:
+                if entry.digest == self.ref.digest:
+                    return entry
+            return self._unlisted(self.ref.digest)
+        if len(entries) == 1:
+            return entries[0]
+        if not entries:
+            raise InputError(f"reading {self._label}: index.json lists no images")
+        raise InputError(f"reading {self._label}: index.json lists {len(entries)} images; "
+                         f"add :TAG or @DIGEST (tags: {self._describe_tags(entries)})")
+
+    def _unlisted(self, digest: str) -> Descriptor:
+        """Descriptor of a manifest/index blob that is present but not listed in index.json."""
+        what = f"reading {self._label}"
+        path = self._blob_path(digest, what)
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            raise InputError(f"{what}: {short(digest)} is neither listed in index.json nor "
+                             f"present in blobs/") from exc
+        # The size comes from the file; the digest check at EOF still guards the content.
+        return Descriptor("", digest, info.st_size)
+
+    def _with_media_type(self, descriptor: Descriptor) -> Descriptor:
+        if descriptor.media_type:
+            return descriptor
+        what = f"reading {self._label} blob {short(descriptor.digest)}"
+        media_type = sniff_media_type(self.read_small_blob(descriptor), what)
+        return replace(descriptor, media_type=media_type)
+
+    # -- documents ----------------------------------------------------------------------------
+
+    def _load_index(self, descriptor: Descriptor) -> Index:
+        what = f"reading {self._label} index {short(descriptor.digest)}"
+        return Index.parse(self.read_small_blob(descriptor), descriptor.media_type or None, what)
+
+    def _load_image(self, descriptor: Descriptor) -> Image:
+        what = f"reading {self._label} manifest {short(descriptor.digest)}"
+        manifest = Manifest.parse(self.read_small_blob(descriptor), descriptor.media_type or None,
+                                  what)
+        cfg_what = f"reading {self._label} config {short(manifest.config.digest)}"
+        config = ImageConfig.parse(self.read_small_blob(manifest.config), cfg_what)
+        if len(config.diff_ids) != len(manifest.layers):
+            raise InputError(f"{what}: config {short(manifest.config.digest)} has "
+                             f"{len(config.diff_ids)} diff_ids but manifest has "
+                             f"{len(manifest.layers)} layers")
+        layers = tuple(Layer(d, diff_id, self._opener(d))
+                       for d, diff_id in zip(manifest.layers, config.diff_ids))
+        return Image(descriptor, manifest, config, layers)
+
+    # -- resolve ------------------------------------------------------------------------------
+
+    def resolve(self, platforms: Sequence[Platform] = ()) -> Root:
+        """Resolve the reference to one image, or an index narrowed to ``platforms``."""
+        if not os.path.isdir(self.ref.path):
+            raise InputError(f"reading {self._label}: no such directory")
+        self._check_oci_layout()
+        descriptor = self._with_media_type(self._select(self._read_index_json()))
+        if descriptor.media_type in MANIFEST_TYPES:
+            return Root(self.name, descriptor, None, (self._load_image(descriptor),))
+        if descriptor.media_type in INDEX_TYPES:
+            return self._resolve_index(descriptor, tuple(platforms))
+        raise InputError(f"reading {self._label} {short(descriptor.digest)}: unsupported media "
+                         f"type {descriptor.media_type!r}, expected an image manifest or index")
+
+    def _walk(self, index: Index, nested: bool, out: list[_Entry]) -> None:
+        """Classify index entries in order; follows one level of nested indexes."""
+        for descriptor in index.manifests:
+            descriptor = self._with_media_type(descriptor)
+            entry = _Entry(descriptor, descriptor.platform)
+            if descriptor.media_type in INDEX_TYPES and not nested:
+                self._walk(self._load_index(descriptor), True, out)
+                continue
+            out.append(entry)
+            annotations = descriptor.annotations or {}
+            if (descriptor.media_type not in MANIFEST_TYPES
+                    or ANNOT_DOCKER_REFERENCE_TYPE in annotations):
+                continue
+            if entry.platform is None:
+                entry.image = self._load_image(descriptor)
+                entry.platform = entry.image.platform
+            plat = entry.platform
+            if plat is None or (plat.os, plat.architecture) == ("unknown", "unknown"):
+                continue
+            entry.candidate = True
+
+    def _resolve_index(self, descriptor: Descriptor, platforms: tuple[Platform, ...]) -> Root:
+        index = self._load_index(descriptor)
+        entries: list[_Entry] = []
+        self._walk(index, False, entries)
+        candidates = [e for e in entries if e.candidate]
+        if platforms:
+            chosen = [e for e in candidates
+                      if e.platform is not None and any(e.platform.matches(w) for w in platforms)]
+            if not chosen:
+                available = ", ".join(dict.fromkeys(str(e.platform) for e in candidates))
+                wanted = ", ".join(str(p) for p in platforms)
+                raise InputError(f"reading {self.name}: no image for platform {wanted} "
+                                 f"(available: {available or 'none'})")
+        else:
+            chosen = candidates
+        if not chosen:
+            raise InputError(f"reading {self.name}: index {short(descriptor.digest)} has no "
+                             f"image with a platform ({len(entries)} entries skipped)")
+        images: list[Image] = []
+        seen: set[str] = set()
+        skipped: list[Descriptor] = []
+        chosen_ids = {id(e) for e in chosen}
+        for entry in entries:
+            if id(entry) in chosen_ids and entry.descriptor.digest not in seen:
+                seen.add(entry.descriptor.digest)
+                images.append(entry.image or self._load_image(entry.descriptor))
+            else:
+                skipped.append(entry.descriptor)
+        return Root(self.name, descriptor, index, tuple(images), tuple(skipped))

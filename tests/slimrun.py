@@ -1,0 +1,29 @@
+"""Run plan + pipeline + assemble over an in-memory image (no profiles module needed)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from memimage import MemSink, MemSource
+
+from slimmer.assemble import build_config, build_manifest, config_media_type
+from slimmer.pipeline import build_layer
+from slimmer.plan import PlanOptions, plan_image
+from slimmer.scan import scan_layer
+
+
+def run(tars: Sequence[bytes], options: PlanOptions, matcher: Any = None,
+        config: dict[str, Any] | None = None, sniff: Any = None,
+        history: list[dict[str, Any]] | None = None) -> tuple[MemSink, Any]:
+    src = MemSource(tars, config, history=history)
+    image = src.image
+    indexes = {i: scan_layer(ly, sniff, 0, 4096) for i, ly in enumerate(image.layers)}
+    plan = plan_image([ly.descriptor.size for ly in image.layers],
+                      [ly.descriptor.media_type for ly in image.layers],
+                      indexes, matcher, image.config, options)
+    sink = MemSink()
+    results = [build_layer(out, image.layers, sink) for out in plan.layers]
+    cfg = sink.put_manifest(build_config(image, plan, results), config_media_type(image, results))
+    raw, mt = build_manifest(image, plan, results, cfg, options.base)
+    sink.commit(sink.put_manifest(raw, mt))
+    return sink, plan
