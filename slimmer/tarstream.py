@@ -151,6 +151,7 @@ class TarReader:
         self._consumed = 0          # stream offset of self._buf[0]
         self._data_left = 0         # unread data+padding bytes of the current entry
         self._data_size = 0
+        self._pad = 0               # padding bytes at the end of the current entry's data
         self._global: list[tuple[str, bytes]] = []
         self.end_offset = 0
 
@@ -188,6 +189,8 @@ class TarReader:
         while n > 0:
             chunk = self._stream.read(CHUNK)
             if not chunk:
+                if n <= self._pad:  # only the last member's padding is missing (umoci insert)
+                    return
                 raise LayerError(f"{self._what}: tar stream is truncated")
             if len(chunk) > n:
                 self._buf, self._pos = chunk, n
@@ -231,6 +234,9 @@ class TarReader:
         while left > 0:
             chunk = self._stream.read(CHUNK)
             if not chunk:
+                if with_padding and left <= self._pad:  # last member's padding missing: add it
+                    write(bytes(left))
+                    return
                 raise LayerError(f"{self._what}: tar stream is truncated")
             if len(chunk) > left:
                 write(memoryview(chunk)[:left])
@@ -310,6 +316,7 @@ class TarReader:
             name = None
             linkname = None
             size = _num(block[124:136], what)
+            uid = gid = None
             if pax:
                 for key, value in pax:
                     if key == "path":
@@ -323,6 +330,11 @@ class TarReader:
                             raise LayerError(f"{what}: bad PAX size record") from None
                     elif key == "GNU.sparse.name":
                         name = value.decode("utf-8", "surrogateescape")
+                    elif key in ("uid", "gid") and value.isdigit():
+                        if key == "uid":
+                            uid = int(value)
+                        else:
+                            gid = int(value)
             if name is None:
                 name = long_name
             if name is None:
@@ -345,8 +357,9 @@ class TarReader:
             if tf in _NO_DATA:
                 size = 0  # these carry no data whatever the size field says (as Go and GNU tar)
             entry = Entry(b"".join(header_parts), path, kind, tf, size, linkname,
-                          _num(block[100:108], what), _num(block[108:116], what),
-                          _num(block[116:124], what), pax, start)
+                          _num(block[100:108], what),
+                          _num(block[108:116], what) if uid is None else uid,
+                          _num(block[116:124], what) if gid is None else gid, pax, start)
             entry.has_global = bool(self._global)
             base = path.rpartition("/")[2]
             if base.startswith(WH_PREFIX):
@@ -361,6 +374,7 @@ class TarReader:
                     entry.target = (parent + "/" if parent else "") + base[len(WH_PREFIX):]
             self._data_size = size
             self._data_left = self._padded(size)
+            self._pad = self._data_left - size
             yield entry
 
     def _drain(self) -> None:
