@@ -20,6 +20,15 @@ class Layer:
     descriptor: Descriptor
     diff_id: str
     open_compressed: Opener
+    origin: "BlobOrigin | None" = None
+
+
+@dataclass(frozen=True)
+class BlobOrigin:
+    """Where a source blob lives in a registry, so a sink on the same registry can mount it."""
+
+    registry: str
+    repository: str
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,10 @@ class Sink(Protocol):
 
     def has_blob(self, digest: str) -> bool: ...
 
-    def copy_blob(self, descriptor: Descriptor, opener: Opener) -> None:
-        """Store a blob byte-identical from a (verified) source stream, unless already present."""
+    def copy_blob(self, descriptor: Descriptor, opener: Opener,
+                  origin: BlobOrigin | None = None) -> None:
+        """Store a blob byte-identical from a (verified) source stream, unless already present;
+        a registry sink mounts it from ``origin`` instead of uploading when it can."""
         ...
 
     def blob_writer(self) -> BlobWriter: ...

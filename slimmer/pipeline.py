@@ -25,7 +25,7 @@ def build_layer(out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
     """Produce the blob for one output layer in ``sink`` and return what it is."""
     if out.mode == PASSTHROUGH:
         layer = layers[out.inputs[0]]
-        sink.copy_blob(layer.descriptor, layer.open_compressed)
+        sink.copy_blob(layer.descriptor, layer.open_compressed, layer.origin)
         if progress:
             progress(layer.descriptor.size)
         return LayerResult(layer.descriptor.digest, layer.descriptor.size, layer.diff_id,

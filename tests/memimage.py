@@ -136,7 +136,7 @@ class MemSink:
     def has_blob(self, digest: str) -> bool:
         return digest in self.blobs
 
-    def copy_blob(self, descriptor: Descriptor, opener: Any) -> None:
+    def copy_blob(self, descriptor: Descriptor, opener: Any, origin: Any = None) -> None:
         with opener() as fh:
             data = fh.read()
         with self.lock:

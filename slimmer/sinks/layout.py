@@ -16,7 +16,7 @@ from typing import Any
 
 from ..digest import check_digest, sha256_digest, short
 from ..errors import InputError, OutputError, UsageError
-from ..image import BlobWriter, Opener
+from ..image import BlobOrigin, BlobWriter, Opener
 from ..model import ANNOT_REF_NAME, OCI_INDEX, Descriptor, dump_json, load_json
 from ..refs import LayoutRef
 
@@ -331,7 +331,8 @@ class LayoutSink:
             self._temps.add(writer.temp_path)
             return writer
 
-    def copy_blob(self, descriptor: Descriptor, opener: Opener) -> None:
+    def copy_blob(self, descriptor: Descriptor, opener: Opener,
+                  origin: BlobOrigin | None = None) -> None:
         """Stream a blob in 1 MiB chunks unless present; a present blob must have the right size."""
         path = self._blob_path(descriptor.digest)
         if path is not None and os.path.isfile(path):
