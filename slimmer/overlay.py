@@ -35,6 +35,9 @@ class Overlay:
         self.children: dict[str, set[str]] = {}
 
     def _unlink(self, path: str, removed: list[tuple[str, Ref]] | None) -> None:
+        sibs = self.children.get(parent_of(path))
+        if sibs is not None:
+            sibs.discard(path)
         stack = [path]
         while stack:
             p = stack.pop()
@@ -43,9 +46,6 @@ class Overlay:
                 self.is_dir.pop(p, None)
                 if removed is not None:
                     removed.append((p, ref))
-                sibs = self.children.get(parent_of(p))
-                if sibs is not None:
-                    sibs.discard(p)
             kids = self.children.pop(p, None)
             if kids:
                 stack.extend(kids)
@@ -76,14 +76,21 @@ class Overlay:
             replaced = True
         self.entries[path] = ref
         self.is_dir[path] = is_dir
-        if path:
-            self.children.setdefault(parent_of(path), set()).add(path)
+        p = path
+        while p:  # link the path, and any implicit parent directories, into the tree
+            par = parent_of(p)
+            sibs = self.children.setdefault(par, set())
+            if p in sibs:
+                break
+            sibs.add(p)
+            p = par
         return replaced
 
     def get(self, path: str) -> Ref | None:
         return self.entries.get(path)
 
     def descendants(self, path: str) -> Iterator[str]:
+        """Paths below ``path``, implicit directories (no entry of their own) included."""
         stack = list(self.children.get(path, ()))
         while stack:
             p = stack.pop()
@@ -98,7 +105,8 @@ def apply_layer(overlay: Overlay, j: int, recs: Sequence[Rec],
     """Apply input layer ``j`` to ``overlay``.
 
     ``on_delete(kind, path)`` is called for each whiteout ("whiteout") and opaque marker
-    ("opaque") and each subtree replaced by a non-directory ("replace"); ``on_entry(o, rec)`` is
+    ("opaque") and each non-directory entry ("replace": whatever lower layers had at that path
+    is gone); ``on_entry(o, rec)`` is
     called for each regular entry just before it is applied (link resolution needs that moment).
     """
     for rec in recs:
@@ -115,5 +123,7 @@ def apply_layer(overlay: Overlay, j: int, recs: Sequence[Rec],
             continue
         if on_entry:
             on_entry(o, rec)
-        if overlay.put(rec.path, (j, o), rec.kind == DIR, removed) and on_delete:
+        is_dir = rec.kind == DIR
+        overlay.put(rec.path, (j, o), is_dir, removed)
+        if on_delete and not is_dir:
             on_delete("replace", rec.path)

@@ -195,24 +195,23 @@ def plan_image(sizes: Sequence[int], media_types: Sequence[str],
     recs = [indexes[i].entries for i in range(n)]
     walk = _global_walk(recs)
     protected = protected_paths(walk.final, recs, config) if config is not None else set()
-    dropped, overrides = _strip_decisions(walk, recs, kept, matcher, protected)
-    kept_paths = {r.path for i in sorted(kept) for r in recs[i]
-                  if r.kind not in (WHITEOUT, OPAQUE, META)}
+    dropped, overrides, stripped = _strip_decisions(walk, recs, kept, matcher, protected)
 
     out: list[OutputLayer] = []
     seen_paths: set[str] = set()     # paths (and their ancestors) present in lower layers
     seen_parents: set[str] = set()   # directories with something below them in lower layers
     for group in groups:
-        layer = _plan_group(group, recs, indexes, walk, dropped, kept, kept_paths, seen_paths,
+        layer = _plan_group(group, recs, indexes, walk, dropped, stripped, kept, seen_paths,
                             seen_parents, sizes, media_types, options)
         out.append(layer)
         for j in group:
             for r in recs[j]:
                 if r.kind in (WHITEOUT, OPAQUE, META):
                     continue
+                up = ancestors(r.path)
                 seen_paths.add(r.path)
-                seen_paths.update(ancestors(r.path))
-                seen_parents.add(r.path.rpartition("/")[0])
+                seen_paths.update(up)
+                seen_parents.update(up)
     return ImagePlan(out, overrides, sorted(protected), walk.wasted, scanned=True)
 
 
@@ -265,12 +264,13 @@ def _global_walk(recs: Sequence[Sequence[Rec]]) -> _Walk:
 
 def _strip_decisions(walk: _Walk, recs: Sequence[Sequence[Rec]], kept: set[int],
                      matcher: Any | None, protected: set[str]
-                     ) -> tuple[dict[Ref, str], list[Override]]:
-    """Entries to drop (ref -> rule id) and the overrides to report."""
+                     ) -> tuple[dict[Ref, str], list[Override], dict[str, str]]:
+    """Entries to drop (ref -> rule id), the overrides to report, and the paths of the final
+    tree that are stripped (path -> rule id)."""
     dropped: dict[Ref, str] = {}
     overrides: list[Override] = []
     if matcher is None:
-        return dropped, overrides
+        return dropped, overrides, {}
     final = walk.final
 
     def data_rec(ref: Ref) -> Rec:
@@ -305,7 +305,7 @@ def _strip_decisions(walk: _Walk, recs: Sequence[Sequence[Rec]], kept: set[int],
         m = match(path, recs[ref[0]][ref[1]], ref)
         if m is None or m.kept_by is not None or path in protected:
             continue
-        if all(d in stripped for d in final.descendants(path)):
+        if all(d in stripped for d in final.descendants(path) if d in final.entries):
             stripped[path] = m.rule.id
     for path, rule in stripped.items():
         dropped[final.entries[path]] = rule
@@ -326,14 +326,14 @@ def _strip_decisions(walk: _Walk, recs: Sequence[Sequence[Rec]], kept: set[int],
             if m is not None and m.kept_by is None and rec.path not in protected:
                 dropped[ref] = m.rule.id
     overrides.sort(key=lambda o: o.path)
-    return dropped, overrides
+    return dropped, overrides, stripped
 
 
 # -- walk 2: one output layer ------------------------------------------------------------------
 
 def _plan_group(group: tuple[int, ...], recs: Sequence[Sequence[Rec]],
                 indexes: Mapping[int, LayerIndex], walk: _Walk, dropped: Mapping[Ref, str],
-                kept: set[int], kept_paths: set[str], seen_paths: set[str],
+                stripped: Mapping[str, str], kept: set[int], seen_paths: set[str],
                 seen_parents: set[str], sizes: Sequence[int], media_types: Sequence[str],
                 options: PlanOptions) -> OutputLayer:
     in_group = set(group)
@@ -346,11 +346,11 @@ def _plan_group(group: tuple[int, ...], recs: Sequence[Sequence[Rec]],
     deletions: dict[str, str] = {}
 
     def on_delete(kind: str, path: str) -> None:
-        for t in [t for t in deletions if t.startswith(path + "/")]:
-            del deletions[t]
-        if kind == "replace":
-            deletions.pop(path, None)
-        elif kind == "whiteout" or path not in deletions:
+        if kind != "opaque":
+            for t in [t for t in deletions if t.startswith(path + "/")]:
+                del deletions[t]
+            deletions[path] = "whiteout"   # a non-directory replaces lower content like one
+        elif deletions.get(path) != "whiteout":
             deletions[path] = kind
 
     for j in group:
@@ -375,19 +375,23 @@ def _plan_group(group: tuple[int, ...], recs: Sequence[Sequence[Rec]],
                     removed.append(Removal(rec.path, rec.size, rule, j, rec.kind))
 
     # Whiteouts the output needs: lower deletions that may hit something, and stripped paths
-    # whose older copies live in kept (byte-identical) layers below.
+    # whose final copy is here while older copies (or what it replaced) may exist below.
     whiteouts: list[tuple[str, bool]] = []
     if k > 0:
         for path, kind in deletions.items():
             if kind == "whiteout" and path in seen_paths:
+                if path in survivors and not overlay.is_dir[path]:
+                    continue  # the surviving non-directory entry replaces lower content itself
                 whiteouts.append((path, False))
             elif kind == "opaque" and path in seen_parents:
                 whiteouts.append((path, True))
-    for path, ref in final.items():
-        if ref in dropped and path not in survivors and path in kept_paths \
-                and not any(w == path for w, _ in whiteouts):
-            whiteouts.append((path, False))
-            changed = True
+    if k > 0:
+        listed = {w for w, _ in whiteouts}
+        for path, ref in final.items():
+            if path in stripped and walk.final.entries.get(path) == ref \
+                    and path not in survivors and path in seen_paths and path not in listed:
+                whiteouts.append((path, False))
+                changed = True
 
     # Hardlinks whose data source does not survive under its own name in this layer.
     ops: dict[int, dict[int, Op]] = {j: {} for j in group}
@@ -527,5 +531,5 @@ def removable_bytes(sizes: Sequence[int], media_types: Sequence[str],
             if media_types[i] in _FOREIGN or (options.keep_base and i < options.base)}
     walk = _global_walk(recs)
     protected = protected_paths(walk.final, recs, config) if config is not None else set()
-    dropped, _ = _strip_decisions(walk, recs, kept, matcher, protected)
+    dropped, _, _ = _strip_decisions(walk, recs, kept, matcher, protected)
     return sum(recs[j][o].size for (j, o) in dropped if recs[j][o].kind == FILE)

@@ -133,7 +133,7 @@ def _valid(stack: list[list[tuple]]) -> bool:
     return True
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(layer_specs(), min_size=1, max_size=5), st.integers(0, 2))
 def test_random_stacks_merge_to_the_same_filesystem(stack: list[list[tuple]], base: int) -> None:
     tars = [make_tar(s) for s in stack]
@@ -145,3 +145,27 @@ def test_random_stacks_merge_to_the_same_filesystem(stack: list[list[tuple]], ba
         sink, _ = run(tars, PlanOptions(merge=merge, base=min(base, len(tars)),
                                         compression="gzip"))
         assert final_fs(sink.layer_tars()) == expected
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(layer_specs(), min_size=1, max_size=4), st.sets(st.sampled_from(NAMES), max_size=3),
+       st.integers(0, 2), st.sampled_from(["all", "auto", "none"]))
+def test_random_stacks_strip_exactly_the_matched_paths(stack: list[list[tuple]], strip: set[str],
+                                                       base: int, merge: str) -> None:
+    from slimmer.profiles import Matcher
+    tars = [make_tar(s) for s in stack]
+    try:
+        expected = final_fs(tars)
+    except AssertionError:
+        return
+    for p in list(expected):
+        if p in strip and expected[p][0] != "dir":
+            del expected[p]
+    for p in sorted(expected, key=lambda p: -p.count("/")):
+        if p in strip and expected[p][0] == "dir" and not any(
+                q.startswith(p + "/") for q in expected):
+            del expected[p]
+    matcher = Matcher([], strip_globs=["/" + p for p in sorted(strip)])
+    sink, _ = run(tars, PlanOptions(merge=merge, base=min(base, len(tars)), compression="gzip"),
+                  matcher)
+    assert final_fs(sink.layer_tars()) == expected

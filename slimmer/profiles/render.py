@@ -1,0 +1,61 @@
+"""Human-readable listings of profiles for ``slim profiles`` and ``slim profiles NAME``."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from .model import ENTRY_KINDS, Profile, Rule
+
+
+def format_size(size: int) -> str:
+    """Render a byte count compactly and exactly when possible ("1 MiB", "1536 B")."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
+
+
+def render_profile_list(profiles: Mapping[str, Profile]) -> str:
+    """One line per profile: name, "default" or "opt-in", description and any warning."""
+    if not profiles:
+        return ""
+    width = max(len(name) for name in profiles)
+    lines = []
+    for name, profile in profiles.items():
+        line = f"{name:<{width}}  {'default' if profile.default else 'opt-in ':<7}  " \
+               f"{profile.description}"
+        if profile.warning:
+            line += f" (warning: {profile.warning})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _conditions(rule: Rule) -> list[str]:
+    out = []
+    if rule.content:
+        out.append("content: " + ", ".join(rule.content))
+    if rule.min_size:
+        out.append("min size: " + format_size(rule.min_size))
+    if rule.types != ENTRY_KINDS:
+        out.append("types: " + ", ".join(rule.types))
+    return out
+
+
+def render_profile(profile: Profile) -> str:
+    """Every rule of a profile: id, description, strip and keep globs and its conditions."""
+    head = f"{profile.name} ({'default' if profile.default else 'opt-in'}): {profile.description}"
+    lines = [head]
+    if profile.source != "builtin":
+        lines.append(f"source: {profile.source}")
+    if profile.warning:
+        lines.append(f"warning: {profile.warning}")
+    for rule in profile.rules:
+        lines.append("")
+        lines.append(f"{rule.id}" + (f": {rule.description}" if rule.description else ""))
+        if rule.strip:
+            lines.append("  strip: " + "  ".join(rule.strip))
+        if rule.keep:
+            lines.append("  keep:  " + "  ".join(rule.keep))
+        for condition in _conditions(rule):
+            lines.append("  " + condition)
+    return "\n".join(lines)

@@ -1,0 +1,242 @@
+"""Recognise model-weight file formats from the first bytes of a file.
+
+``sniff_content(head, size)`` looks at ``head`` (the first ``SNIFF_BYTES`` bytes, or the whole
+file when it is shorter) and the full ``size`` and returns a content kind or None. Each check
+follows the format's own header layout and is strict on purpose: a false positive strips a file
+the image needs, so plain zips (jars, wheels), ELF binaries and random data must come out None.
+"""
+
+from __future__ import annotations
+
+import io
+import pickletools
+import re
+import struct
+
+#: How many leading bytes of a file ``sniff_content`` needs.
+SNIFF_BYTES: int = 4096
+
+_HDF5 = b"\x89HDF\r\n\x1a\n"
+_ZIP = b"PK\x03\x04"
+_TORCH_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")  # LONG1, 10 bytes
+_TORCH_ZIP_SUFFIXES = ("/data.pkl", "/version", "/.data/version", "/byteorder")
+_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+_PRINTABLE = re.compile(r"^[\x20-\x7e]+$")
+_OP_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def sniff_content(head: bytes, size: int) -> str | None:
+    """Return the content kind of a file from its head ("safetensors", "pytorch-zip",
+    "pytorch-legacy", "gguf", "onnx", "hdf5", "numpy", "numpy-zip", "pickle") or None."""
+    head = bytes(head[:SNIFF_BYTES])
+    if len(head) < 8:
+        return None
+    kind = None
+    if head.startswith(b"GGUF"):
+        kind = _gguf(head)
+    elif head.startswith(b"\x93NUMPY"):
+        kind = _numpy(head)
+    elif head.startswith(_ZIP):
+        kind = _zip(head)
+    elif head.startswith(_HDF5):
+        kind = "hdf5"
+    elif head[0] == 0x80:
+        kind = _pickle(head)
+    elif head[0] == 0x08:
+        kind = _onnx(head, size)
+    if kind is None:
+        kind = _safetensors(head, size)
+    if kind is None:
+        # HDF5 allows a user block before the superblock: it then sits at 512, 1024, 2048, ...
+        for offset in (512, 1024, 2048):
+            if head[offset:offset + 8] == _HDF5:
+                return "hdf5"
+    return kind
+
+
+def _gguf(head: bytes) -> str | None:
+    version = struct.unpack_from("<I", head, 4)[0]
+    return "gguf" if 1 <= version <= 3 else None
+
+
+def _numpy(head: bytes) -> str | None:
+    # \x93NUMPY, major, minor, header length (u16 for 1.x, u32 for 2.x/3.x), then a dict literal
+    if len(head) < 10 or head[6] not in (1, 2, 3) or head[7] != 0:
+        return None
+    start = 10 if head[6] == 1 else 12
+    if len(head) < start + 1:
+        return None
+    length = struct.unpack_from("<H" if head[6] == 1 else "<I", head, 8)[0]
+    header = head[start:start + length]
+    return "numpy" if header.startswith(b"{") and b"descr" in header else None
+
+
+def _zip(head: bytes) -> str | None:
+    # local file header: name length (u16) at 26, extra length at 28, name at 30
+    if len(head) < 30:
+        return None
+    name_len = struct.unpack_from("<H", head, 26)[0]
+    raw = head[30:30 + name_len]
+    if name_len == 0 or len(raw) != name_len:
+        return None
+    try:
+        name = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if name.endswith(_TORCH_ZIP_SUFFIXES) and not name.startswith("/"):
+        return "pytorch-zip"
+    if name.endswith(".npy") and len(name) > 4:
+        return "numpy-zip"
+    return None
+
+
+def _pickle(head: bytes) -> str | None:
+    # PROTO n (2..5); protocol 4+ streams start with FRAME (0x95) and an 8-byte length
+    if head[1] not in (2, 3, 4, 5):
+        return None
+    body = head[2:]
+    if body[:1] == b"\x95":
+        body = body[9:]
+    if body.startswith(_TORCH_MAGIC):
+        return "pytorch-legacy"
+    return "pickle" if _valid_opcodes(head) else None
+
+
+def _valid_opcodes(head: bytes) -> bool:
+    """True if ``head`` parses as a pickle opcode stream: it ends (STOP) after a few opcodes or
+    runs on for at least 8 well-formed opcodes (real checkpoints are far longer than the head)."""
+    count = 0
+    try:
+        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
+            count += 1
+            if opcode.name == "STOP":
+                return count >= 3
+            if count >= 64:
+                return True
+    except (ValueError, struct.error, EOFError, OverflowError, IndexError):
+        pass
+    return count >= 8
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int] | None:
+    value = shift = 0
+    while pos < len(buf) and shift < 64:
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+    return None
+
+
+def _text(buf: bytes, start: int, length: int, pattern: re.Pattern[str]) -> bool:
+    raw = buf[start:start + length]
+    if len(raw) != length or length == 0:
+        return False
+    try:
+        return pattern.match(raw.decode("utf-8")) is not None
+    except UnicodeDecodeError:
+        return False
+
+
+# ModelProto fields that may come before `graph` (7), in field order: number -> wire type.
+# 2 producer_name, 3 producer_version, 4 domain (strings), 5 model_version (varint), 6 doc_string.
+_MODEL_FIELDS = {2: 2, 3: 2, 4: 2, 5: 0, 6: 2}
+# NodeProto fields (all length-delimited): 1 input, 2 output, 3 name, 4 op_type, 5 attribute,
+# 6 doc_string, 7 domain, 8 overload, 9 metadata_props.
+_NODE_STRINGS = {1, 2, 3, 7, 8}
+_NODE_FIELDS = {1, 2, 3, 4, 5, 6, 7, 8, 9}
+# GraphProto fields that can follow its name: 1 node... 15 sparse_initializer (all messages/strings)
+_GRAPH_FIELDS = {1, 2, 5, 10, 11, 12, 13, 14, 15, 16}
+
+
+def _onnx(head: bytes, size: int) -> str | None:
+    """A protobuf ModelProto: ir_version first, then (in field order, as every serializer writes
+    them) optional header fields, then the graph, whose first node or name must parse too."""
+    got = _varint(head, 1)
+    if got is None or not 1 <= got[0] <= 20:
+        return None
+    pos = got[1]
+    last_field = 1
+    while True:
+        got = _varint(head, pos)
+        if got is None:
+            return None
+        tag, pos = got
+        field, wire = tag >> 3, tag & 7
+        if field <= last_field:
+            return None
+        last_field = field
+        if field == 7 and wire == 2:
+            got = _varint(head, pos)
+            if got is None:
+                return None
+            length, pos = got
+            if length < 2 or pos + length > size:
+                return None
+            return "onnx" if _onnx_graph(head, pos) else None
+        if _MODEL_FIELDS.get(field) != wire:
+            return None
+        got = _varint(head, pos)
+        if got is None:
+            return None
+        value, pos = got
+        if wire == 2:
+            if field in (2, 3, 4) and not _text(head, pos, value, _PRINTABLE):
+                return None
+            pos += value
+            if pos > len(head):
+                return None
+
+
+def _onnx_graph(head: bytes, pos: int) -> bool:
+    """The graph's first field is its first node (needs a valid op_type) or its name."""
+    got = _varint(head, pos)
+    if got is None:
+        return False
+    tag, pos = got
+    got = _varint(head, pos)
+    if got is None:
+        return False
+    length, pos = got
+    if tag == (2 << 3 | 2):  # name, then another graph field
+        if not _text(head, pos, length, _PRINTABLE):
+            return False
+        got = _varint(head, pos + length)
+        return got is not None and got[0] & 7 == 2 and got[0] >> 3 in _GRAPH_FIELDS - {1, 2}
+    if tag != (1 << 3 | 2):  # node
+        return False
+    end = min(pos + length, len(head))
+    seen_op = False
+    while pos < end:
+        got = _varint(head, pos)
+        if got is None:
+            return seen_op
+        tag, pos = got
+        field, wire = tag >> 3, tag & 7
+        if wire != 2 or field not in _NODE_FIELDS:
+            return False
+        got = _varint(head, pos)
+        if got is None:
+            return seen_op
+        length, pos = got
+        if pos + length > len(head):
+            return seen_op
+        if field == 4:
+            if not _text(head, pos, length, _OP_TYPE):
+                return False
+            seen_op = True
+        elif field in _NODE_STRINGS and length and not _text(head, pos, length, _PRINTABLE):
+            return False
+        pos += length
+    return seen_op
+
+
+def _safetensors(head: bytes, size: int) -> str | None:
+    # u64 LE header length N, then N bytes of JSON starting with "{"
+    length = struct.unpack_from("<Q", head, 0)[0]
+    if not 2 <= length <= _MAX_SAFETENSORS_HEADER or 8 + length > size or head[8:9] != b"{":
+        return None
+    visible = head[8:8 + length]
+    return "safetensors" if b'"dtype"' in visible or b'"__metadata__"' in visible else None
