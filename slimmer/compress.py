@@ -18,7 +18,7 @@ try:  # Python 3.14+
 except ImportError:  # pragma: no cover - depends on the Python version
     from backports import zstd  # type: ignore[no-redef]
 
-from .errors import LayerError
+from .errors import BlobError, LayerError
 from .image import BlobWriter
 
 GZIP, ZSTD, NONE = "gzip", "zstd", "none"
@@ -132,6 +132,19 @@ class _Plain:
 
     def close(self) -> None:
         self._raw.close()
+
+
+def blame_blob(raw: BinaryIO, exc: LayerError) -> BlobError | LayerError:
+    """After a content error, read the rest of the (verifying) raw stream: a corrupt blob is
+    reported as the digest mismatch it is, not as the decompression or tar error it caused."""
+    try:
+        while raw.read(READ_CHUNK):
+            pass
+    except BlobError as blob_exc:
+        return blob_exc
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        pass
+    return exc
 
 
 def open_decompressed(raw: BinaryIO, what: str) -> tuple[BinaryIO, str]:

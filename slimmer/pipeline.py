@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import BinaryIO, Callable, Sequence
 
-from .compress import DiffIdReader, LayerResult, LayerWriter, open_decompressed
+from .compress import DiffIdReader, LayerResult, LayerWriter, blame_blob, open_decompressed
 from .digest import short
 from .errors import LayerError
 from .image import Layer, Sink
@@ -59,6 +59,8 @@ def _recompress(layer: Layer, lw: LayerWriter, progress: Progress | None) -> Non
             lw.write(chunk)
             if progress:
                 progress(len(chunk))
+    except LayerError as exc:
+        raise blame_blob(raw, exc) from exc
     finally:
         raw.close()
 
@@ -104,6 +106,8 @@ def _rebuild(out: OutputLayer, layers: Sequence[Layer], lw: LayerWriter,
             if count != len(ops):
                 raise LayerError(f"{what}: layer has fewer entries than when it was scanned")
             tar.drain()
+        except LayerError as exc:
+            raise blame_blob(raw, exc) from exc
         finally:
             raw.close()
     write(END_OF_ARCHIVE)

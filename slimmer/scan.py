@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .compress import DiffIdReader, open_decompressed
+from .compress import DiffIdReader, blame_blob, open_decompressed
+from .errors import LayerError
 from .digest import short
 from .image import Layer
 from .tarstream import DIR, FILE, TarReader
@@ -79,5 +80,7 @@ def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
         tar_stream.drain()
         return LayerIndex(layer.descriptor.digest, tar_stream.diff_id or "", tar_stream.size,
                           compression, entries)
+    except LayerError as exc:
+        raise blame_blob(raw, exc) from exc
     finally:
         raw.close()

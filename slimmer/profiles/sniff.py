@@ -19,7 +19,8 @@ SNIFF_BYTES: int = 4096
 _HDF5 = b"\x89HDF\r\n\x1a\n"
 _ZIP = b"PK\x03\x04"
 _TORCH_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")  # LONG1, 10 bytes
-_TORCH_ZIP_SUFFIXES = ("/data.pkl", "/version", "/.data/version", "/byteorder")
+_TORCH_ZIP_SUFFIXES = ("/data.pkl", "/version", "/.data/version", "/byteorder",
+                       "/.format_version")
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 _PRINTABLE = re.compile(r"^[\x20-\x7e]+$")
 _OP_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -41,7 +42,7 @@ def sniff_content(head: bytes, size: int) -> str | None:
     elif head.startswith(_HDF5):
         kind = "hdf5"
     elif head[0] == 0x80:
-        kind = _pickle(head)
+        kind = _pickle(head, size)
     elif head[0] == 0x08:
         kind = _onnx(head, size)
     if kind is None:
@@ -90,32 +91,53 @@ def _zip(head: bytes) -> str | None:
     return None
 
 
-def _pickle(head: bytes) -> str | None:
-    # PROTO n (2..5); protocol 4+ streams start with FRAME (0x95) and an 8-byte length
+def _pickle(head: bytes, size: int) -> str | None:
+    # PROTO n (2..5); protocol 4+ streams start with FRAME (0x95) and an 8-byte frame length
     if head[1] not in (2, 3, 4, 5):
         return None
     body = head[2:]
     if body[:1] == b"\x95":
+        if len(body) < 9 or int.from_bytes(body[1:9], "little") > size:
+            return None
         body = body[9:]
     if body.startswith(_TORCH_MAGIC):
         return "pytorch-legacy"
-    return "pickle" if _valid_opcodes(head) else None
+    if not body or body[0] not in _FIRST_OPCODES:
+        return None
+    return "pickle" if _valid_opcodes(head, size) else None
 
 
-def _valid_opcodes(head: bytes) -> bool:
-    """True if ``head`` parses as a pickle opcode stream: it ends (STOP) after a few opcodes or
-    runs on for at least 8 well-formed opcodes (real checkpoints are far longer than the head)."""
+# Opcodes a top-level pickled object can start with (after PROTO and FRAME).
+_FIRST_OPCODES = frozenset(b"}])(c\x93N\x88\x89KJM\x8a\x8bGXU\x8cTBC\x8e\x96\x8d\x8f")
+# Opcodes followed by a length (bytes) and that many bytes of data: opcode -> length width.
+_DATA_OPCODES = {ord("B"): 4, ord("X"): 4, ord("T"): 4, 0x8E: 8, 0x8D: 8, 0x96: 8, 0x8B: 4}
+
+
+def _valid_opcodes(head: bytes, size: int) -> bool:
+    """True if ``head`` parses as a pickle opcode stream: it stops cleanly after a few opcodes,
+    runs on for at least 12 well-formed opcodes, or is cut off by the head inside a large
+    bytes/str/long whose declared length fits the file."""
+    stream = io.BytesIO(head)
     count = 0
+    next_pos = 0
     try:
-        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
+        for opcode, _arg, _pos in pickletools.genops(stream):
             count += 1
+            next_pos = stream.tell()
             if opcode.name == "STOP":
                 return count >= 3
             if count >= 64:
                 return True
     except (ValueError, struct.error, EOFError, OverflowError, IndexError):
         pass
-    return count >= 8
+    if count >= 12:
+        return True
+    width = _DATA_OPCODES.get(head[next_pos]) if count >= 3 and next_pos < len(head) else None
+    if width is None or next_pos + 1 + width > len(head):
+        return False
+    length = int.from_bytes(head[next_pos + 1:next_pos + 1 + width], "little")
+    end = next_pos + 1 + width + length
+    return len(head) < end <= size
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int] | None:
