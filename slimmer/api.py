@@ -95,7 +95,8 @@ def _matcher(options: SlimOptions) -> tuple[list[Profile], Matcher | None]:
 
 def _scan_all(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher | None,
               job: _Job) -> list[dict[int, LayerIndex] | None]:
-    """Scan every layer of the images that need it, each distinct digest once, in parallel."""
+    """Scan every layer of the images that need it, each distinct digest once, in parallel.
+    File heads are sniffed only when ``matcher`` has content rules."""
     sniff = None
     sniff_min = 0
     if matcher is not None and matcher.needs_content():
@@ -119,7 +120,8 @@ def _scan_all(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher 
 
 
 def _plan_all(root: Root, options: SlimOptions, matcher: Matcher | None, job: _Job,
-              force_scan: bool) -> tuple[list[ImagePlan], list[dict[int, LayerIndex] | None]]:
+              force_scan: bool, sniff_matcher: Matcher | None = None
+              ) -> tuple[list[ImagePlan], list[dict[int, LayerIndex] | None]]:
     popts = options.plan_options()
     needed = []
     for image in root.images:
@@ -127,7 +129,7 @@ def _plan_all(root: Root, options: SlimOptions, matcher: Matcher | None, job: _J
         types = [ly.descriptor.media_type for ly in image.layers]
         merged = any(len(g) > 1 for g in group_layers(sizes, types, popts))
         needed.append(force_scan or matcher is not None or merged)
-    indexes = _scan_all(root.images, needed, matcher, job)
+    indexes = _scan_all(root.images, needed, sniff_matcher or matcher, job)
     plans = []
     for image, idx in zip(root.images, indexes):
         plans.append(plan_image([ly.descriptor.size for ly in image.layers],
@@ -146,7 +148,12 @@ def analyze(source: str | Source, options: SlimOptions | None = None, *,
     profiles, matcher = _matcher(options)
     with ThreadPoolExecutor(_jobs(options, jobs)) as pool:
         job = _Job(pool, progress)
-        plans, indexes = _plan_all(root, options, matcher, job, force_scan=True)
+        # Sniff file heads for every built-in profile so "what if" savings are complete.
+        chosen = {p.name for p in profiles}
+        everything = Matcher(profiles + [p for name, p in builtin_profiles().items()
+                                         if name not in chosen])
+        plans, indexes = _plan_all(root, options, matcher, job, force_scan=True,
+                                   sniff_matcher=everything)
     others = {name: p for name, p in builtin_profiles().items()
               if name not in {q.name for q in profiles}}
     images = [image_report(image, plan, None, idx, others, options)

@@ -77,6 +77,7 @@ class Removal:
     rule: str
     layer: int
     kind: str
+    shadowed: bool = False      # not visible in the input image (overwritten/deleted later)
 
 
 @dataclass(frozen=True)
@@ -372,7 +373,8 @@ def _plan_group(group: tuple[int, ...], recs: Sequence[Sequence[Rec]],
             if rule is not None and survivors.get(rec.path) != (j, o):
                 changed = True
                 if rec.kind != DIR:
-                    removed.append(Removal(rec.path, rec.size, rule, j, rec.kind))
+                    removed.append(Removal(rec.path, rec.size, rule, j, rec.kind,
+                                           (j, o) not in walk.final_refs))
 
     # Whiteouts the output needs: lower deletions that may hit something, and stripped paths
     # whose final copy is here while older copies (or what it replaced) may exist below.

@@ -50,6 +50,7 @@ class ImageReport:
     removed_by_rule: dict[str, dict[str, int]]
     removed_by_profile: dict[str, dict[str, int]]
     largest_removed: list[dict[str, Any]]
+    removed: list[dict[str, Any]]
     wasted_bytes: int | None
     wasted_by_layer: list[int | None]
     overrides: list[dict[str, str]]
@@ -199,6 +200,9 @@ def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] |
         removed_by_rule=by_rule, removed_by_profile=by_profile,
         largest_removed=[{"path": r.path, "size": r.size, "rule": r.rule, "layer": r.layer}
                          for r in largest],
+        removed=[{"path": r.path, "size": r.size, "rule": r.rule, "layer": r.layer,
+                  "shadowed": r.shadowed}
+                 for r in sorted(removed, key=lambda r: (r.path, r.layer))],
         wasted_bytes=wasted, wasted_by_layer=list(plan.wasted),
         overrides=[{"path": o.path, "rule": o.rule, "reason": o.reason} for o in plan.overrides],
         protected=plan.protected, other_profiles=others)

@@ -113,19 +113,54 @@ _FIRST_OPCODES = frozenset(b"}])(c\x93N\x88\x89KJM\x8a\x8bGXU\x8cTBC\x8e\x96\x8d
 _DATA_OPCODES = {ord("B"): 4, ord("X"): 4, ord("T"): 4, 0x8E: 8, 0x8D: 8, 0x96: 8, 0x8B: 4}
 
 
+_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+
+
 def _valid_opcodes(head: bytes, size: int) -> bool:
-    """True if ``head`` parses as a pickle opcode stream: it stops cleanly after a few opcodes,
-    runs on for at least 12 well-formed opcodes, or is cut off by the head inside a large
-    bytes/str/long whose declared length fits the file."""
+    """True if ``head`` is a plausible pickle: its opcodes parse and keep the unpickler's stack,
+    marks and memo consistent, and it either ends (STOP) exactly at the end of the file, runs on
+    for at least 12 opcodes, or is cut off by the head inside a large bytes/str/long whose
+    declared length fits the file."""
     stream = io.BytesIO(head)
-    count = 0
-    next_pos = 0
+    depth = 0  # objects on the unpickler's stack (marks excluded)
+    marks: list[int] = []  # stack depth at each open MARK
+    memo: set[object] = set()
+    count = next_pos = 0
     try:
-        for opcode, _arg, _pos in pickletools.genops(stream):
+        for opcode, arg, _pos in pickletools.genops(stream):
+            # stack effects as pickletools documents them for each opcode
+            before = opcode.stack_before
+            floor = marks[-1] if marks else 0
+            if pickletools.markobject in before:
+                if not marks:
+                    return False
+                at = before.index(pickletools.markobject)
+                above = sum(1 for s in before[at + 1:] if s is not pickletools.stackslice)
+                if depth - marks[-1] < above:
+                    return False
+                depth = marks.pop() - at
+                if depth < (marks[-1] if marks else 0):
+                    return False
+            else:
+                depth -= len(before)
+                if depth < floor:
+                    return False
+            name = opcode.name
+            if name == "MARK":
+                marks.append(depth)
+            else:
+                depth += len(opcode.stack_after)
+            if name in _PUTS or name == "MEMOIZE":
+                if depth <= (marks[-1] if marks else 0):
+                    return False
+                memo.add(arg if name in _PUTS else len(memo))
+            elif name in _GETS and arg not in memo:
+                return False
             count += 1
             next_pos = stream.tell()
-            if opcode.name == "STOP":
-                return count >= 3
+            if name == "STOP":
+                return count >= 3 and depth == 0 and not marks and next_pos == size
             if count >= 64:
                 return True
     except (ValueError, struct.error, EOFError, OverflowError, IndexError):
