@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from memimage import final_fs, make_tar, members
 from slimrun import run
@@ -133,7 +133,7 @@ def _valid(stack: list[list[tuple]]) -> bool:
     return True
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings()
 @given(st.lists(layer_specs(), min_size=1, max_size=5), st.integers(0, 2))
 def test_random_stacks_merge_to_the_same_filesystem(stack: list[list[tuple]], base: int) -> None:
     tars = [make_tar(s) for s in stack]
@@ -147,7 +147,7 @@ def test_random_stacks_merge_to_the_same_filesystem(stack: list[list[tuple]], ba
         assert final_fs(sink.layer_tars()) == expected
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings()
 @given(st.lists(layer_specs(), min_size=1, max_size=4), st.sets(st.sampled_from(NAMES), max_size=3),
        st.integers(0, 2), st.sampled_from(["all", "auto", "none"]))
 def test_random_stacks_strip_exactly_the_matched_paths(stack: list[list[tuple]], strip: set[str],
