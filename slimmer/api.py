@@ -71,6 +71,7 @@ class _Job:
     """Shared state of one run: the pool, and scans done once per layer digest."""
 
     pool: ThreadPoolExecutor
+    workers: int
     progress: ProgressFn | None
     scans: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -146,8 +147,9 @@ def analyze(source: str | Source, options: SlimOptions | None = None, *,
     src = open_source(source)
     root = src.resolve([_platform(p) for p in options.platforms])
     profiles, matcher = _matcher(options)
-    with ThreadPoolExecutor(_jobs(options, jobs)) as pool:
-        job = _Job(pool, progress)
+    workers = _jobs(options, jobs)
+    with ThreadPoolExecutor(workers) as pool:
+        job = _Job(pool, workers, progress)
         # Sniff file heads for every built-in profile so "what if" savings are complete.
         chosen = {p.name for p in profiles}
         everything = Matcher(profiles + [p for name, p in builtin_profiles().items()
@@ -174,8 +176,9 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     profiles, matcher = _matcher(options)
     sink = open_sink(dest)
     try:
-        with ThreadPoolExecutor(_jobs(options, None)) as pool:
-            job = _Job(pool, progress)
+        workers = _jobs(options, None)
+        with ThreadPoolExecutor(workers) as pool:
+            job = _Job(pool, workers, progress)
             plans, indexes = _plan_all(root, options, matcher, job, force_scan=False)
             results = _build_all(root, plans, sink, options, job)
         manifests: list[Descriptor] = []
@@ -216,6 +219,9 @@ def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: Slim
                 done_bytes[0] += n
                 job.progress("build", done_bytes[0], total)
 
+    tasks = sum(1 for p in plans for o in p.layers if o.mode != PASSTHROUGH)
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // max(1, min(tasks, job.workers)))
     for ii, (image, plan) in enumerate(zip(root.images, plans)):
         row = []
         for oi, out in enumerate(plan.layers):
@@ -226,7 +232,8 @@ def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: Slim
                 key = (ii, oi)
             if key not in futures:
                 futures[key] = job.pool.submit(build_layer, out, image.layers, sink,
-                                               level=options.level, progress=progress)
+                                               level=options.level, threads=threads,
+                                               progress=progress)
             row.append(key)
         keys.append(row)
     try:

@@ -209,10 +209,12 @@ class LayerWriter:
         self.size = 0
         self._cobj: Any
         if compression == ZSTD:
-            options = {zstd.CompressionParameter.compression_level: level}
-            if threads:
-                options[zstd.CompressionParameter.nb_workers] = threads
-            self._cobj = zstd.ZstdCompressor(options=options)
+            # zstd's multi-threaded mode gives the same bytes for any worker count >= 1, so the
+            # output does not depend on --jobs; one worker already overlaps compression with
+            # the tar work in this thread.
+            self._cobj = zstd.ZstdCompressor(options={
+                zstd.CompressionParameter.compression_level: level,
+                zstd.CompressionParameter.nb_workers: max(1, threads)})
         elif compression == GZIP:
             self._cobj = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
         else:

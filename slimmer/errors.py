@@ -34,3 +34,15 @@ class LayerError(InputError):
 
 class OutputError(SlimmerError):
     """Writing the destination failed; the destination is left as it was."""
+
+
+class RegistryError(SlimmerError):
+    """A registry request failed: unreachable host, protocol error or an error reply."""
+
+
+class AuthError(RegistryError):
+    """A registry or its token server refused our credentials or the access we asked for."""
+
+
+class NotFoundError(RegistryError):
+    """A registry does not know the repository, tag, manifest or blob we asked for."""

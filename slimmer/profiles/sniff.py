@@ -22,7 +22,6 @@ _TORCH_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")  # 
 _TORCH_ZIP_SUFFIXES = ("/data.pkl", "/version", "/.data/version", "/byteorder",
                        "/.format_version")
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
-_PRINTABLE = re.compile(r"^[\x20-\x7e]+$")
 _OP_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -109,8 +108,17 @@ def _pickle(head: bytes, size: int) -> str | None:
 
 # Opcodes a top-level pickled object can start with (after PROTO and FRAME).
 _FIRST_OPCODES = frozenset(b"}])(c\x93N\x88\x89KJM\x8a\x8bGXU\x8cTBC\x8e\x96\x8d\x8f")
-# Opcodes followed by a length (bytes) and that many bytes of data: opcode -> length width.
-_DATA_OPCODES = {ord("B"): 4, ord("X"): 4, ord("T"): 4, 0x8E: 8, 0x8D: 8, 0x96: 8, 0x8B: 4}
+# Opcodes followed by a little-endian length and that many bytes of payload:
+# opcode -> (width of the length, signed, payload is UTF-8 text).
+_DATA_OPCODES = {
+    ord("B"): (4, False, False),  # BINBYTES
+    ord("X"): (4, False, True),  # BINUNICODE
+    ord("T"): (4, True, False),  # BINSTRING
+    0x8B: (4, True, False),  # LONG4
+    0x8D: (8, False, True),  # BINUNICODE8
+    0x8E: (8, False, False),  # BINBYTES8
+    0x96: (8, False, False),  # BYTEARRAY8
+}
 
 
 _PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
@@ -167,12 +175,27 @@ def _valid_opcodes(head: bytes, size: int) -> bool:
         pass
     if count >= 12:
         return True
-    width = _DATA_OPCODES.get(head[next_pos]) if count >= 3 and next_pos < len(head) else None
-    if width is None or next_pos + 1 + width > len(head):
+    return count >= 5 and _cut_inside_data(head, next_pos, size)
+
+
+def _cut_inside_data(head: bytes, pos: int, size: int) -> bool:
+    """True if the opcode at ``pos`` carries a length-prefixed payload that runs past the head
+    and ends inside the file (and, for text, what is visible of it is UTF-8)."""
+    if pos >= len(head) or head[pos] not in _DATA_OPCODES:
         return False
-    length = int.from_bytes(head[next_pos + 1:next_pos + 1 + width], "little")
-    end = next_pos + 1 + width + length
-    return len(head) < end <= size
+    width, signed, text = _DATA_OPCODES[head[pos]]
+    start = pos + 1 + width
+    if start > len(head):
+        return False
+    length = int.from_bytes(head[pos + 1:start], "little", signed=signed)
+    if length < 0 or not len(head) < start + length <= size:
+        return False
+    if text:
+        try:
+            head[start:].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return exc.start >= len(head) - start - 3  # only a character cut in half at the end
+    return True
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int] | None:
@@ -187,14 +210,17 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int] | None:
     return None
 
 
-def _text(buf: bytes, start: int, length: int, pattern: re.Pattern[str]) -> bool:
+def _text(buf: bytes, start: int, length: int, pattern: re.Pattern[str] | None = None) -> bool:
+    """True if ``buf[start:start+length]`` is all there, non-empty, printable UTF-8 text (and
+    matches ``pattern`` when given)."""
     raw = buf[start:start + length]
     if len(raw) != length or length == 0:
         return False
     try:
-        return pattern.match(raw.decode("utf-8")) is not None
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return False
+    return text.isprintable() and (pattern is None or pattern.match(text) is not None)
 
 
 # ModelProto fields that may come before `graph` (7), in field order: number -> wire type.
@@ -240,7 +266,7 @@ def _onnx(head: bytes, size: int) -> str | None:
             return None
         value, pos = got
         if wire == 2:
-            if field in (2, 3, 4) and not _text(head, pos, value, _PRINTABLE):
+            if field in (2, 3, 4) and not _text(head, pos, value):
                 return None
             pos += value
             if pos > len(head):
@@ -258,7 +284,7 @@ def _onnx_graph(head: bytes, pos: int) -> bool:
         return False
     length, pos = got
     if tag == (2 << 3 | 2):  # name, then another graph field
-        if not _text(head, pos, length, _PRINTABLE):
+        if not _text(head, pos, length):
             return False
         got = _varint(head, pos + length)
         return got is not None and got[0] & 7 == 2 and got[0] >> 3 in _GRAPH_FIELDS - {1, 2}
@@ -284,7 +310,7 @@ def _onnx_graph(head: bytes, pos: int) -> bool:
             if not _text(head, pos, length, _OP_TYPE):
                 return False
             seen_op = True
-        elif field in _NODE_STRINGS and length and not _text(head, pos, length, _PRINTABLE):
+        elif field in _NODE_STRINGS and length and not _text(head, pos, length):
             return False
         pos += length
     return seen_op
