@@ -112,6 +112,17 @@ def _scan_all(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher 
             d = layer.descriptor.digest
             if d not in futures:
                 futures[d] = job.pool.submit(scan_layer, layer, sniff, sniff_min, SNIFF_BYTES)
+    total = len(futures)
+    finished = [0]
+
+    def tick(_: Any) -> None:
+        if job.progress is not None:
+            with job.lock:
+                finished[0] += 1
+                job.progress("scan", finished[0], total)
+
+    for f in futures.values():
+        f.add_done_callback(tick)
     done = {d: f.result() for d, f in futures.items()}
     out: list[dict[int, LayerIndex] | None] = []
     for image, need in zip(images, needed):

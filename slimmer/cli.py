@@ -103,7 +103,9 @@ class _Progress:
             return
         self._last = now
         pct = f"{100 * done / total:3.0f}%" if total else ""
-        sys.stderr.write(f"\r{stage}: {pct} {human(done)} of {human(total)}   ")
+        amount = (f"{done} of {total} layers" if stage == "scan"
+                  else f"{human(done)} of {human(total)}")
+        sys.stderr.write(f"\r{stage}: {pct} {amount}   ")
         sys.stderr.flush()
         self._shown = True
 

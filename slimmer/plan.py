@@ -310,6 +310,7 @@ def _strip_decisions(walk: _Walk, recs: Sequence[Sequence[Rec]], kept: set[int],
             stripped[path] = m.rule.id
     for path, rule in stripped.items():
         dropped[final.entries[path]] = rule
+    stripped_dirs = {p for p in stripped if final.is_dir[p]}
     # Entries shadowed later (not in the final tree) that match a rule go too.
     for j, layer in enumerate(recs):
         if j in kept:
@@ -320,6 +321,10 @@ def _strip_decisions(walk: _Walk, recs: Sequence[Sequence[Rec]], kept: set[int],
                 continue
             if rec.path in stripped:
                 dropped[ref] = stripped[rec.path]
+                continue
+            gone_dir = next((a for a in ancestors(rec.path) if a in stripped_dirs), None)
+            if gone_dir is not None:  # below a directory the final image no longer has
+                dropped[ref] = stripped[gone_dir]
                 continue
             if rec.kind == DIR:
                 continue

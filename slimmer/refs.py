@@ -1,4 +1,5 @@
-"""Image references: ``oci:DIR[:TAG|@DIGEST]`` layouts (registry references come later)."""
+"""Image references: ``oci:DIR[:TAG|@DIGEST]`` layouts and ``[docker://]HOST[:PORT]/REPO[:TAG|@DIGEST]``
+registry references, normalised the way docker and skopeo do (``docker.io``, ``library/``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,18 @@ from .digest import check_digest
 from .errors import InputError, UsageError
 
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+#: One path component of a repository name (distribution's reference grammar).
+_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_HOST_RE = re.compile(
+    r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$")
+#: Transports of containers/image that slimmer does not read or write.
+_OTHER_TRANSPORTS = ("dir:", "docker-archive:", "oci-archive:", "docker-daemon:",
+                     "containers-storage:", "ostree:", "sif:", "tarball:")
+DOCKER_HUB = "docker.io"
+_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io")
+#: Hosts that are reached over plain HTTP unless TLS is asked for explicitly.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 @dataclass(frozen=True)
@@ -27,10 +40,53 @@ class LayoutRef:
         return f"oci:{self.path}"
 
 
-def parse_reference(text: str) -> LayoutRef:
+@dataclass(frozen=True)
+class RegistryRef:
+    """A repository in a registry plus a tag and/or digest; ``registry`` is ``HOST[:PORT]``."""
+
+    registry: str
+    repository: str
+    tag: str | None = "latest"
+    digest: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """What goes after ``/manifests/``: the digest if there is one, else the tag."""
+        return self.digest or self.tag or "latest"
+
+    @property
+    def host(self) -> str:
+        """The registry host without the port (``[::1]`` keeps its brackets)."""
+        if self.registry.startswith("["):
+            return self.registry.split("]", 1)[0] + "]"
+        return self.registry.split(":", 1)[0]
+
+    @property
+    def name(self) -> str:
+        """``registry/repository`` without tag or digest."""
+        return f"{self.registry}/{self.repository}"
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def parse_reference(text: str) -> LayoutRef | RegistryRef:
     """Parse a user-given reference; raise UsageError on anything unsupported or malformed."""
-    if not text.startswith("oci:"):
-        raise UsageError(f"unsupported reference {text!r}: expected oci:DIR[:TAG|@DIGEST]")
+    if text.startswith("oci:"):
+        return _parse_layout(text)
+    if text.startswith(_OTHER_TRANSPORTS):
+        transport = text.split(":", 1)[0]
+        raise UsageError(f"unsupported reference {text!r}: transport {transport!r} is not "
+                         f"supported (use oci:DIR[:TAG|@DIGEST] or [docker://]HOST/REPO[:TAG])")
+    return parse_registry_reference(text)
+
+
+def _parse_layout(text: str) -> LayoutRef:
     rest = text[4:]
     digest = tag = None
     if "@" in rest:
@@ -49,3 +105,50 @@ def parse_reference(text: str) -> LayoutRef:
     if not rest:
         raise UsageError(f"bad reference {text!r}: empty directory")
     return LayoutRef(rest, tag, digest)
+
+
+def parse_registry_reference(text: str) -> RegistryRef:
+    """Parse ``[docker://]HOST[:PORT]/REPO[:TAG][@DIGEST]`` as docker does: a first component
+    with a ``.`` or ``:`` (or ``localhost``) is the registry, otherwise Docker Hub is meant."""
+    def bad(why: str) -> UsageError:
+        return UsageError(f"bad reference {text!r}: {why}")
+
+    rest = text[len("docker://"):] if text.startswith("docker://") else text
+    if not rest:
+        raise bad("empty reference")
+    digest = None
+    if "@" in rest:
+        rest, _, digest = rest.partition("@")
+        try:
+            check_digest(digest, "reference")
+        except InputError as exc:
+            raise bad(str(exc)) from exc
+    tag = None
+    head, sep, last = rest.rpartition(":")
+    if sep and "/" not in last:
+        if not _TAG_RE.match(last):
+            raise bad(f"invalid tag {last!r}")
+        rest, tag = head, last
+    first, slash, remainder = rest.partition("/")
+    if slash and ("." in first or ":" in first or first.startswith("[") or first == "localhost"):
+        registry, repository = first, remainder
+        if not _HOST_RE.match(registry):
+            raise bad(f"invalid registry host {registry!r}")
+    else:
+        registry, repository = DOCKER_HUB, rest
+    if registry in _HUB_ALIASES:
+        registry = DOCKER_HUB
+    if registry == DOCKER_HUB and "/" not in repository:
+        repository = "library/" + repository
+    if not repository:
+        raise bad("empty repository name")
+    if repository != repository.lower():
+        raise bad("repository name must be lowercase")
+    for component in repository.split("/"):
+        if not _COMPONENT_RE.match(component):
+            raise bad(f"invalid repository name component {component!r}")
+    if len(registry) + 1 + len(repository) > 255:
+        raise bad("name longer than 255 characters")
+    if tag is None and digest is None:
+        tag = "latest"
+    return RegistryRef(registry, repository, tag, digest)

@@ -32,7 +32,9 @@ class Glob:
 
     ``regex`` has no anchors and no capturing groups, so it can be joined into alternations.
     ``prefix`` holds up to two leading literal segments of the pattern, ``basename`` the literal
-    last segment, ``ext`` the extension (text after the last dot) every matching basename has.
+    last segment, ``ext`` the extension (text after the last dot) every matching basename has,
+    ``guard`` a "/segment/" string every matching path contains (the longest literal segment
+    that is not the last one).
     """
 
     pattern: str
@@ -40,6 +42,7 @@ class Glob:
     prefix: tuple[str, ...]
     basename: str | None
     ext: str | None
+    guard: str | None
     compiled: re.Pattern[str]
 
     def matches(self, path: str) -> bool:
@@ -166,6 +169,8 @@ def compile_glob(pattern: str) -> Glob:
             break
         prefix.append(text)
     basename = literals[-1]
+    inner = [text for text in literals[:-1] if text]
+    guard = f"/{max(inner, key=len)}/" if inner else None
     ext = None
     if basename is None and segments[-1] is not _DOUBLE and "." in suffix:
         ext = suffix.rpartition(".")[2]
@@ -174,4 +179,4 @@ def compile_glob(pattern: str) -> Glob:
         compiled = re.compile(regex, re.DOTALL)
     except re.error as exc:  # pragma: no cover - translation above only emits valid regexes
         raise ValueError(f"cannot compile: {exc}") from exc
-    return Glob(pattern, regex, tuple(prefix), basename, ext, compiled)
+    return Glob(pattern, regex, tuple(prefix), basename, ext, guard, compiled)

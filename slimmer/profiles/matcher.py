@@ -2,10 +2,10 @@
 
 ``Matcher.match`` runs for every entry of every layer, so it does as little Python work as it can:
 each glob is put in one bucket (literal basename, first two literal path segments, first literal
-segment, basename extension, or "anywhere"); the buckets a path falls into, its entry kind and
-the conditional rules its size/content satisfy form a key, and for each key seen the candidate
-rules are joined once into one alternation with one capturing group per rule (in rule order), so
-``lastindex`` names the first matching rule. Keep globs are compiled the same way and only tried
+segment, basename extension, a literal "/segment/" the path must contain, or "anywhere"); the
+buckets a path falls into, its entry kind and the conditional rules its size/content satisfy
+form a key, and for each key seen the candidate rules are joined once into one alternation with
+one capturing group per rule (in rule order), so ``lastindex`` names the first matching rule. Keep globs are compiled the same way and only tried
 when a strip rule matched.
 """
 
@@ -34,6 +34,8 @@ def _bucket(glob: Glob) -> _Bucket:
         return ("p1", glob.prefix[0])
     if glob.ext is not None:
         return ("e", glob.ext)
+    if glob.guard is not None:
+        return ("g", glob.guard)
     return None
 
 
@@ -91,6 +93,8 @@ class Matcher:
         self._p2 = frozenset(v for k, v in buckets if k == "p2")
         self._bases = frozenset(v for k, v in buckets if k == "b")
         self._exts = frozenset(v for k, v in buckets if k == "e")
+        guards = sorted(v for k, v in buckets if k == "g")
+        self._guards = tuple((g, 1 << i) for i, g in enumerate(guards))
         self._cache: dict[tuple[object, ...], _Entry] = {}
         self._kept: dict[tuple[str, str], Match] = {}
         content_rules = [r for r in self._rules if r.content and r.strip]
@@ -122,11 +126,16 @@ class Matcher:
         ck = None
         if self._cond and kind == "file" and (content is not None or self._size_only):
             ck = self._cond_key(size, content)
+        guards = 0
+        for guard, bit in self._guards:
+            if guard in path:
+                guards |= bit
         key = (kind,
                p1 if p1 in self._p1 else None,
                p2 if p2 in self._p2 else None,
                base if base in self._bases else None,
                base[dot + 1:] if dot >= 0 and base[dot + 1:] in self._exts else None,
+               guards,
                ck)
         entry = self._cache.get(key)
         if entry is None:
@@ -157,13 +166,16 @@ class Matcher:
         return bits or None
 
     def _build(self, key: tuple[object, ...]) -> _Entry:
-        kind, p1, p2, base, ext, ck = key
+        kind, p1, p2, base, ext, guards, ck = key
         if kind not in ENTRY_KINDS:
             raise ValueError(f"unknown entry kind {kind!r}")
         active: set[_Bucket] = {None}
         for tag, value in (("p1", p1), ("p2", p2), ("b", base), ("e", ext)):
             if value is not None:
                 active.add((tag, value))  # type: ignore[arg-type]
+        for guard, bit in self._guards:
+            if guards & bit:  # type: ignore[operator]
+                active.add(("g", guard))
         strip_groups: list[list[Glob]] = []
         strip_matches: list[Match] = []
         for rule, globs in self._strip:

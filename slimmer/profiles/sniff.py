@@ -121,8 +121,13 @@ _DATA_OPCODES = {
 }
 
 
-_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
-_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_PUTS = frozenset({"BINPUT", "LONG_BINPUT"})
+_GETS = frozenset({"BINGET", "LONG_BINGET"})
+# Protocol-0 opcodes with text arguments (INT, LONG, STRING, UNICODE, FLOAT, GET, PUT, INST,
+# PERSID): a protocol 2+ pickler never writes them, so meeting one means this is no such pickle.
+_TEXT_OPCODES = frozenset(bytes([c]) for c in b"ILSVFgpiP")
+# GLOBAL's two text lines are a module and a qualified name.
+_GLOBAL = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
 
 
 def _valid_opcodes(head: bytes, size: int) -> bool:
@@ -135,8 +140,21 @@ def _valid_opcodes(head: bytes, size: int) -> bool:
     marks: list[int] = []  # stack depth at each open MARK
     memo: set[object] = set()
     count = next_pos = 0
+    ops = pickletools.genops(stream)
     try:
-        for opcode, arg, _pos in pickletools.genops(stream):
+        while True:
+            here = stream.tell()
+            code = head[here:here + 1]
+            if code in _TEXT_OPCODES:
+                return False
+            if code == b"c" and not _GLOBAL.match(head, here):
+                if head.count(b"\n", here) < 2:
+                    break  # cut off by the end of the head
+                return False
+            try:
+                opcode, arg, _pos = next(ops)
+            except StopIteration:
+                break
             # stack effects as pickletools documents them for each opcode
             before = opcode.stack_before
             floor = marks[-1] if marks else 0
