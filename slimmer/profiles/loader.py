@@ -92,7 +92,8 @@ def _parse_rule(doc: Any, name: str, where: str, index: int) -> Rule:
     if bad or not types or len(set(types)) != len(types):
         raise ProfileError(f"{where}: 'types' must be distinct values of {', '.join(ENTRY_KINDS)}")
     if (content or min_size) and "file" not in types:
-        raise ProfileError(f"{where}: 'content' and 'min_size' only match files; add \"file\" to types")
+        raise ProfileError(f"{where}: 'content' and 'min_size' only match files; add \"file\""
+                           " to types")
     return Rule(id=rule_id, profile=name, description=description, strip=strip, keep=keep,
                 content=tuple(dict.fromkeys(content)), min_size=min_size,
                 types=tuple(t for t in ENTRY_KINDS if t in types))
@@ -193,6 +194,10 @@ def select_profiles(names: Sequence[str], profile_files: Sequence[str] = ()) -> 
     default set; "none" selects no built-in profile by itself. Built-ins come in their canonical
     (name) order whatever order they were given in, then the profiles of the files in order.
     """
+    if isinstance(names, str):
+        names = [names]
+    if isinstance(profile_files, str):
+        profile_files = [profile_files]
     builtins = builtin_profiles()
     wanted: set[str] = set()
     explicit = False

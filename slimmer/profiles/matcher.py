@@ -20,6 +20,9 @@ from .loader import USER_PROFILE
 from .model import ENTRY_KINDS, Match, Profile, Rule
 
 _Bucket = tuple[str, str] | None
+# (kind, first segment, first two segments, basename, extension, guard bits, condition bits);
+# the path parts are None unless some glob is bucketed under them.
+_Key = tuple[str, str | None, str | None, str | None, str | None, int, int | None]
 # (strip regex, Match per strip group, keep regex, Rule per keep group)
 _Entry = tuple["re.Pattern[str] | None", tuple[Match, ...], "re.Pattern[str] | None", tuple[Rule, ...]]
 
@@ -52,7 +55,12 @@ class Matcher:
     Rule order is profile order, then file order, then the --strip globs (synthetic profile
     "user", ids "user.strip.N"); keep globs of every selected rule beat every strip, and the
     --keep globs ("user.keep.N") are checked first so they are the ones reported.
+    ``min_content_size`` is the smallest ``min_size`` among content rules (0 if there are none):
+    smaller files never need sniffing. A Matcher is immutable apart from its internal cache and
+    can be shared between threads.
     """
+
+    min_content_size: int
 
     def __init__(self, profiles: Sequence[Profile], strip_globs: Sequence[str] = (),
                  keep_globs: Sequence[str] = ()) -> None:
@@ -95,11 +103,10 @@ class Matcher:
         self._exts = frozenset(v for k, v in buckets if k == "e")
         guards = sorted(v for k, v in buckets if k == "g")
         self._guards = tuple((g, 1 << i) for i, g in enumerate(guards))
-        self._cache: dict[tuple[object, ...], _Entry] = {}
+        self._cache: dict[_Key, _Entry] = {}
         self._kept: dict[tuple[str, str], Match] = {}
         content_rules = [r for r in self._rules if r.content and r.strip]
-        self.min_content_size: int = min((r.min_size for r in content_rules), default=0)
-        """Smallest ``min_size`` among content rules: smaller files never need sniffing."""
+        self.min_content_size = min((r.min_size for r in content_rules), default=0)
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -115,7 +122,8 @@ class Matcher:
         and the keep rule that protects it (if any).
 
         ``path`` is absolute and normalised ("/usr/bin/gcc"); ``kind`` one of ENTRY_KINDS;
-        ``size`` and ``content`` (from ``sniff_content``) only matter for regular files.
+        ``size`` and ``content`` (from ``sniff_content``) only matter for regular files and hard
+        links (pass the size and content of the file a hard link points to).
         """
         parts = path.split("/", 3)
         n = len(parts)
@@ -124,13 +132,14 @@ class Matcher:
         base = path[path.rfind("/") + 1:]
         dot = base.rfind(".")
         ck = None
-        if self._cond and kind == "file" and (content is not None or self._size_only):
+        if self._cond and (kind == "file" or kind == "hardlink") and (
+                content is not None or self._size_only):
             ck = self._cond_key(size, content)
         guards = 0
         for guard, bit in self._guards:
             if guard in path:
                 guards |= bit
-        key = (kind,
+        key: _Key = (kind,
                p1 if p1 in self._p1 else None,
                p2 if p2 in self._p2 else None,
                base if base in self._bases else None,
@@ -165,25 +174,24 @@ class Matcher:
                 bits |= self._cond_bit[rule.id]
         return bits or None
 
-    def _build(self, key: tuple[object, ...]) -> _Entry:
+    def _build(self, key: _Key) -> _Entry:
         kind, p1, p2, base, ext, guards, ck = key
         if kind not in ENTRY_KINDS:
             raise ValueError(f"unknown entry kind {kind!r}")
         active: set[_Bucket] = {None}
         for tag, value in (("p1", p1), ("p2", p2), ("b", base), ("e", ext)):
             if value is not None:
-                active.add((tag, value))  # type: ignore[arg-type]
+                active.add((tag, value))
         for guard, bit in self._guards:
-            if guards & bit:  # type: ignore[operator]
+            if guards & bit:
                 active.add(("g", guard))
         strip_groups: list[list[Glob]] = []
         strip_matches: list[Match] = []
         for rule, globs in self._strip:
-            bit = self._cond_bit.get(rule.id)
-            if bit is not None:
-                if not (isinstance(ck, int) and ck & bit):
-                    continue
-            elif kind not in rule.types:
+            if kind not in rule.types:
+                continue
+            cond_bit = self._cond_bit.get(rule.id)
+            if cond_bit is not None and not (ck is not None and ck & cond_bit):
                 continue
             chosen = [g for g, b in globs if b in active]
             if chosen:

@@ -17,7 +17,11 @@ CONTENT_KINDS: tuple[str, ...] = (
 @dataclass(frozen=True)
 class Rule:
     """One strip rule: entries matching ``strip`` (and the conditions) are removed unless some
-    selected rule's ``keep`` glob matches them; ``keep`` globs protect entries of every kind."""
+    selected rule's ``keep`` glob matches them; ``keep`` globs protect entries of every kind.
+
+    ``content`` and ``min_size`` only ever hold for regular files and hard links (judged by the
+    file linked to); ``types`` still decides which of those two kinds the rule applies to.
+    """
 
     id: str
     profile: str

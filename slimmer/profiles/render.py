@@ -22,8 +22,8 @@ def render_profile_list(profiles: Mapping[str, Profile]) -> str:
     width = max(len(name) for name in profiles)
     lines = []
     for name, profile in profiles.items():
-        line = f"{name:<{width}}  {'default' if profile.default else 'opt-in ':<7}  " \
-               f"{profile.description}"
+        marker = "default" if profile.default else "opt-in"
+        line = f"{name:<{width}}  {marker:<7}  {profile.description}"
         if profile.warning:
             line += f" (warning: {profile.warning})"
         lines.append(line)

@@ -19,8 +19,9 @@ SNIFF_BYTES: int = 4096
 _HDF5 = b"\x89HDF\r\n\x1a\n"
 _ZIP = b"PK\x03\x04"
 _TORCH_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")  # LONG1, 10 bytes
-_TORCH_ZIP_SUFFIXES = ("/data.pkl", "/version", "/.data/version", "/byteorder",
-                       "/.format_version")
+# What follows "<archive>/" in the first entry of a torch.save / torch.jit.save zip.
+_TORCH_ZIP_FIRST = frozenset({"data.pkl", "version", ".data/version", "byteorder",
+                              ".format_version"})
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 _OP_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -83,11 +84,34 @@ def _zip(head: bytes) -> str | None:
         name = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if name.endswith(_TORCH_ZIP_SUFFIXES) and not name.startswith("/"):
+    archive, _, rest = name.partition("/")
+    if archive and rest in _TORCH_ZIP_FIRST:
         return "pytorch-zip"
     if name.endswith(".npy") and len(name) > 4:
         return "numpy-zip"
     return None
+
+
+# Opcodes a top-level pickled object can start with (after PROTO and FRAME).
+_FIRST_OPCODES = frozenset(b"}])(c\x93N\x88\x89KJM\x8a\x8bGXU\x8cTBC\x8e\x96\x8d\x8f")
+# Opcodes followed by a little-endian length and that many bytes of payload:
+# opcode -> (width of the length, signed, payload is UTF-8 text).
+_DATA_OPCODES = {
+    ord("B"): (4, False, False),  # BINBYTES
+    ord("X"): (4, False, True),  # BINUNICODE
+    ord("T"): (4, True, False),  # BINSTRING
+    0x8B: (4, True, False),  # LONG4
+    0x8D: (8, False, True),  # BINUNICODE8
+    0x8E: (8, False, False),  # BINBYTES8
+    0x96: (8, False, False),  # BYTEARRAY8
+}
+_PUTS = frozenset({"BINPUT", "LONG_BINPUT"})
+_GETS = frozenset({"BINGET", "LONG_BINGET"})
+# Protocol-0 opcodes with text arguments (INT, LONG, STRING, UNICODE, FLOAT, GET, PUT, INST,
+# PERSID): a protocol 2+ pickler never writes them, so meeting one means this is no such pickle.
+_TEXT_OPCODES = frozenset(bytes([c]) for c in b"ILSVFgpiP")
+# GLOBAL's two text lines are a module and a qualified name.
+_GLOBAL = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
 
 
 def _pickle(head: bytes, size: int) -> str | None:
@@ -104,30 +128,6 @@ def _pickle(head: bytes, size: int) -> str | None:
     if not body or body[0] not in _FIRST_OPCODES:
         return None
     return "pickle" if _valid_opcodes(head, size) else None
-
-
-# Opcodes a top-level pickled object can start with (after PROTO and FRAME).
-_FIRST_OPCODES = frozenset(b"}])(c\x93N\x88\x89KJM\x8a\x8bGXU\x8cTBC\x8e\x96\x8d\x8f")
-# Opcodes followed by a little-endian length and that many bytes of payload:
-# opcode -> (width of the length, signed, payload is UTF-8 text).
-_DATA_OPCODES = {
-    ord("B"): (4, False, False),  # BINBYTES
-    ord("X"): (4, False, True),  # BINUNICODE
-    ord("T"): (4, True, False),  # BINSTRING
-    0x8B: (4, True, False),  # LONG4
-    0x8D: (8, False, True),  # BINUNICODE8
-    0x8E: (8, False, False),  # BINBYTES8
-    0x96: (8, False, False),  # BYTEARRAY8
-}
-
-
-_PUTS = frozenset({"BINPUT", "LONG_BINPUT"})
-_GETS = frozenset({"BINGET", "LONG_BINGET"})
-# Protocol-0 opcodes with text arguments (INT, LONG, STRING, UNICODE, FLOAT, GET, PUT, INST,
-# PERSID): a protocol 2+ pickler never writes them, so meeting one means this is no such pickle.
-_TEXT_OPCODES = frozenset(bytes([c]) for c in b"ILSVFgpiP")
-# GLOBAL's two text lines are a module and a qualified name.
-_GLOBAL = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
 
 
 def _valid_opcodes(head: bytes, size: int) -> bool:
