@@ -103,3 +103,26 @@ def test_config_diff_ids_match_layers(feature_image: Path, tmp_path: Path) -> No
     assert len(members) == len(report.images[0].layers)
     index = json.loads((out / "index.json").read_text())
     assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "v1"
+
+
+def test_hardlink_survives_when_its_target_is_stripped(tmp_path: Path) -> None:
+    from imagetools import CAP_NET_BIND_SERVICE, HARDLINKS, write_file
+
+    def layer(root: Path) -> None:
+        write_file(root / "usr/bin/tool", b"\x7fELF tool" * 100, mode=0o4755, uid=7,
+                   xattrs={"security.capability": CAP_NET_BIND_SERVICE})
+        (root / "opt/keep").mkdir(parents=True)
+        import os
+        os.link(root / "usr/bin/tool", root / "opt/keep/tool")
+        os.link(root / "usr/bin/tool", root / "opt/keep/tool2")
+
+    layout = tmp_path / "img"
+    build_image(layout, "v1", [Diff(layer), Diff(lambda r: (r / "x").write_text("x"))])
+    out = tmp_path / "out"
+    _slim(layout, "v1", out, compression="gzip", strip=("/usr/bin/tool",), merge="none")
+    before = snapshot(unpack_tree(layout, "v1", tmp_path / "a"))
+    after = snapshot(unpack_tree(out, "v1", tmp_path / "b"))
+    assert "usr/bin/tool" not in after
+    assert after["opt/keep/tool"] == before["opt/keep/tool"]
+    assert after["opt/keep/tool2"] == before["opt/keep/tool2"]
+    assert after[HARDLINKS] == (("opt/keep/tool", "opt/keep/tool2"),)
