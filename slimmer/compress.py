@@ -199,8 +199,10 @@ class LayerWriter:
     """Compresses a tar stream into a BlobWriter, hashing tar bytes and blob bytes in one pass."""
 
     def __init__(self, out: BlobWriter, compression: str, level: int | None = None,
-                 threads: int = 0) -> None:
+                 threads: int = 0, diff_id: str | None = None) -> None:
+        """``diff_id``: the tar's known, separately verified diff_id (then it is not hashed)."""
         self._out = out
+        self._diff_id = diff_id
         self._compression = compression
         level = DEFAULT_LEVEL[compression] if level is None else level
         self._tar_hash = hashlib.sha256()
@@ -227,7 +229,8 @@ class LayerWriter:
             self._out.write(data)
 
     def write(self, data: bytes | memoryview) -> None:
-        self._tar_hash.update(data)
+        if self._diff_id is None:
+            self._tar_hash.update(data)
         self.tar_size += len(data)
         if self._cobj is None:
             self._emit(data)
@@ -239,5 +242,5 @@ class LayerWriter:
         if self._cobj is not None:
             self._emit(self._cobj.flush())
         return LayerResult("sha256:" + self._blob_hash.hexdigest(), self.size,
-                           "sha256:" + self._tar_hash.hexdigest(), self.tar_size,
+                           self._diff_id or "sha256:" + self._tar_hash.hexdigest(), self.tar_size,
                            self._compression)

@@ -3,13 +3,14 @@ compress -> hash -> sink, following a plan entry. Nothing is extracted or held w
 
 from __future__ import annotations
 
-from typing import BinaryIO, Callable, Sequence
+from typing import Callable, Sequence
 
-from .compress import DiffIdReader, LayerResult, LayerWriter, blame_blob, open_decompressed
+from .compress import LayerResult, LayerWriter
+from .layerstream import open_layer_tar
 from .digest import short
 from .errors import LayerError
 from .image import Layer, Sink
-from .plan import COPY, DROP, FETCH, PASSTHROUGH, RECOMPRESS, RELINK, RENAME, OutputLayer
+from .plan import COPY, FETCH, PASSTHROUGH, RECOMPRESS, RELINK, RENAME, OutputLayer
 from .tarstream import END_OF_ARCHIVE, TarReader, rewrite_header
 
 Progress = Callable[[int], None]
@@ -32,14 +33,15 @@ def build_layer(out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
                            out.input_tar_size or 0, out.compression)
     writer = sink.blob_writer()
     try:
-        lw = LayerWriter(writer, out.compression, level, threads)
-        if out.mode == RECOMPRESS:
+        recompress = out.mode == RECOMPRESS
+        # A recompressed tar is the input tar, whose diff_id the reader already verifies.
+        lw = LayerWriter(writer, out.compression, level, threads,
+                         diff_id=layers[out.inputs[0]].diff_id if recompress else None)
+        if recompress:
             _recompress(layers[out.inputs[0]], lw, progress)
         else:
             _rebuild(out, layers, lw, progress)
         result = lw.close()
-        if out.mode == RECOMPRESS and result.diff_id != layers[out.inputs[0]].diff_id:
-            raise LayerError(f"{_what(layers[out.inputs[0]])}: recompressed tar differs")
         writer.commit(result.digest, result.size)
         return result
     except BaseException:
@@ -48,10 +50,7 @@ def build_layer(out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
 
 
 def _recompress(layer: Layer, lw: LayerWriter, progress: Progress | None) -> None:
-    raw = layer.open_compressed()
-    try:
-        stream, _ = open_decompressed(raw, _what(layer))
-        tar = DiffIdReader(stream, layer.diff_id, _what(layer))
+    with open_layer_tar(layer, _what(layer)) as (tar, _, _):
         while True:
             chunk = tar.read(1 << 20)
             if not chunk:
@@ -59,10 +58,6 @@ def _recompress(layer: Layer, lw: LayerWriter, progress: Progress | None) -> Non
             lw.write(chunk)
             if progress:
                 progress(len(chunk))
-    except LayerError as exc:
-        raise blame_blob(raw, exc) from exc
-    finally:
-        raw.close()
 
 
 def _rebuild(out: OutputLayer, layers: Sequence[Layer], lw: LayerWriter,
@@ -74,11 +69,8 @@ def _rebuild(out: OutputLayer, layers: Sequence[Layer], lw: LayerWriter,
         layer = layers[j]
         what = _what(layer)
         ops = out.ops[j]
-        raw = layer.open_compressed()
-        try:
-            stream, _ = open_decompressed(raw, what)
-            tar = DiffIdReader(stream, layer.diff_id, what)
-            reader = TarReader(tar, what)  # type: ignore[arg-type]
+        with open_layer_tar(layer, what) as (tar, _, _):
+            reader = TarReader(tar, what)
             count = 0
             for o, entry in enumerate(reader):
                 count += 1
@@ -91,8 +83,6 @@ def _rebuild(out: OutputLayer, layers: Sequence[Layer], lw: LayerWriter,
                 if action == COPY:
                     write(rewrite_header(entry) if entry.has_global else entry.header)
                     reader.copy_data(write)
-                elif action == DROP:
-                    pass
                 elif action == RENAME:
                     write(rewrite_header(entry, path=op.path))
                     reader.copy_data(write)
@@ -105,26 +95,22 @@ def _rebuild(out: OutputLayer, layers: Sequence[Layer], lw: LayerWriter,
                     progress(entry.size + 512)
             if count != len(ops):
                 raise LayerError(f"{what}: layer has fewer entries than when it was scanned")
-            tar.drain()
-        except LayerError as exc:
-            raise blame_blob(raw, exc) from exc
-        finally:
-            raw.close()
+            while tar.read(1 << 20):
+                pass
     write(END_OF_ARCHIVE)
 
 
 def _fetch(layer: Layer, ordinal: int, path: str, write: Callable[[bytes], object]) -> None:
-    """Emit entry ``ordinal`` of another input layer under ``path`` (a hardlink made a file)."""
+    """Emit entry ``ordinal`` of another input layer under ``path`` (a hardlink made a file).
+
+    Only the part of the layer up to that entry is read, so its diff_id is not checked here;
+    the layer's own scan checked it."""
     what = _what(layer)
-    raw: BinaryIO = layer.open_compressed()
-    try:
-        stream, _ = open_decompressed(raw, what)
-        reader = TarReader(stream, what)  # type: ignore[arg-type]
+    with open_layer_tar(layer, what, check_diff_id=False) as (tar, _, _):
+        reader = TarReader(tar, what)
         for o, entry in enumerate(reader):
             if o == ordinal:
                 write(rewrite_header(entry, path=path))
                 reader.copy_data(write)
                 return
         raise LayerError(f"{what}: entry {ordinal} vanished since the scan")
-    finally:
-        raw.close()

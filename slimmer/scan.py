@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .compress import DiffIdReader, blame_blob, open_decompressed
-from .errors import LayerError
+from .layerstream import open_layer_tar
 from .digest import short
 from .image import Layer
 from .tarstream import DIR, FILE, TarReader
@@ -58,11 +57,8 @@ def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
                sniff_bytes: int = 0) -> LayerIndex:
     """Read a layer once and index it; verifies blob digest and diff_id on the way."""
     what = f"reading layer {short(layer.descriptor.digest)}"
-    raw = layer.open_compressed()
-    try:
-        stream, compression = open_decompressed(raw, what)
-        tar_stream = DiffIdReader(stream, layer.diff_id, what)
-        reader = TarReader(tar_stream, what)  # type: ignore[arg-type]
+    with open_layer_tar(layer, what) as (stream, tar_stream, compression):
+        reader = TarReader(stream, what)
         entries: list[Rec] = []
         for e in reader:
             rec = Rec(e.path, e.kind, e.target, e.size, e.linkname, e.mode, e.typeflag,
@@ -77,10 +73,7 @@ def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
                     if head.startswith(b"#!"):
                         rec.shebang = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace")
             entries.append(rec)
-        tar_stream.drain()
+        while stream.read(1 << 20):
+            pass
         return LayerIndex(layer.descriptor.digest, tar_stream.diff_id or "", tar_stream.size,
                           compression, entries)
-    except LayerError as exc:
-        raise blame_blob(raw, exc) from exc
-    finally:
-        raw.close()
