@@ -1,0 +1,498 @@
+"""cosign key-based image signatures, without a registry: sign, verify, build the ``.sig`` manifest.
+
+Everything here works on bytes; the registry client only has to fetch and push what these
+functions name (the ``.sig`` tag, its manifest, the blobs).
+
+Public interface
+----------------
+``SIGNATURE_ANNOTATION``  ``dev.cosignproject.cosign/signature`` (base64 of the DER signature)
+``sign_payload(private_key, payload) -> str``  base64 signature over the exact payload bytes
+``verify_signature(public_key, payload, b64sig) -> bool``
+``signature_tag(digest) -> str``  ``sha256-<hex>.sig``, where cosign stores an image's signatures
+``SignatureManifest``  the manifest bytes to PUT at that tag plus the blobs it references
+``build_signature_manifest(entries, created=None, docker_media_types=False) -> SignatureManifest``
+``append_signature(existing, payload, b64sig, annotations=None, public_key=None, created=None)``
+    add one signature layer to an existing ``.sig`` manifest (or start one) keeping every existing
+    layer descriptor byte-for-byte; an identical signature is not added twice (``changed`` False)
+``verify_image_signatures(signature_manifest, fetch_blob, image_digest, public_keys,
+expected_reference=None, required_annotations=None) -> VerificationResult``
+    checks every layer and says, per layer, which key verified it or why it was rejected
+``normalize_repository(ref) -> str`` / ``same_repository(a, b) -> bool``  the reference rule
+
+What cosign writes (sigstore/cosign ``pkg/oci/static``, ``pkg/oci/empty``, ``pkg/oci/mutate``):
+an OCI image manifest whose layers are the payload blobs, media type
+``application/vnd.dev.cosign.simplesigning.v1+json``, each with the signature annotation; the
+config (media type ``application/vnd.oci.image.config.v1+json``) is go-containerregistry's empty
+image config extended by ``mutate.Append``: one ``rootfs.diff_ids`` entry per layer (the payload's
+own sha256, as the layer is stored uncompressed) and one zero-time ``history`` entry per layer.
+cosign only sets ``created`` with ``--record-creation-timestamp``; we take it as an argument so
+output stays deterministic. cosign reads only the manifest's layers and their blobs, never the
+config. With ``COSIGN_DOCKER_MEDIA_TYPES=1`` cosign uses Docker schema2 types instead; appending
+keeps whichever types the existing manifest has.
+
+Duplicates (cosign's DupeDetector): a new layer is not added when an existing layer has the same
+payload digest and media type, carries every new non-signature annotation with the same value, and
+its signature is the same string or verifies with ``public_key`` over the payload.
+
+Reference rule (``expected_reference``): cosign itself ignores the docker-reference (cosign
+SIGNATURE_SPEC: "The critical.identity.docker-reference field is ignored"); it checks only the
+digest and ``-a`` annotations. containers/image (podman, skopeo, CRI-O) does check it; for a
+digest reference its default ``matchRepoDigestOrExact`` compares repository names only. cosign
+writes the repository without tag (go-containerregistry ``Repository.Name()``, Docker Hub spelled
+``index.docker.io/library/x``); newer cosign may add a tag or digest. So when ``expected_reference``
+is given we compare *repositories*: tag and digest are dropped from both sides, ``index.docker.io``
+and ``docker.io`` are the same registry, a one-component Docker Hub path gets ``library/``, the
+host is compared case-insensitively. With ``expected_reference=None`` the identity is not checked,
+exactly like ``cosign verify``.
+
+Annotations (``required_annotations``, like ``cosign verify -a k=v``): every pair must be present in
+the payload's ``optional`` with an equal value of the same JSON type.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+
+from ..digest import check_digest, sha256_digest, short
+from ..errors import InputError, SlimmerError, TrustError
+from ..model import DOCKER_CONFIG, DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST
+from .keys import ECDSA_P256_SHA256, ED25519, RSA_PKCS1V15_SHA256, PrivateKey, PublicKey
+from .payload import (MAX_PAYLOAD_BYTES, SIMPLESIGNING_MEDIA_TYPE, SimpleSigningPayload, go_json,
+                      parse_payload)
+
+SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+MAX_SIGNATURE_LAYERS = 1000  # cosign refuses more (pkg/oci/mutate maxLayers)
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, what cosign's config carries
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+# --- signatures -------------------------------------------------------------------------------
+
+def sign_payload(private_key: PrivateKey, payload: bytes) -> str:
+    """Sign the exact ``payload`` bytes; return the standard base64 of the signature
+    (ASN.1 DER for ECDSA, raw for RSA PKCS#1 v1.5 and Ed25519), as cosign stores it."""
+    key = private_key.key
+    if private_key.algorithm == ECDSA_P256_SHA256:
+        sig = key.sign(payload, ec.ECDSA(hashes.SHA256()))
+    elif private_key.algorithm == RSA_PKCS1V15_SHA256:
+        sig = key.sign(payload, padding.PKCS1v15(), hashes.SHA256())
+    elif private_key.algorithm == ED25519:
+        sig = key.sign(payload)
+    else:  # pragma: no cover - keys.py only makes the three above
+        raise TrustError(f"{private_key.source}: cannot sign with {private_key.algorithm}")
+    return base64.b64encode(sig).decode("ascii")
+
+
+def decode_signature(b64sig: str) -> bytes | None:
+    """Strict standard-base64 decode; None if ``b64sig`` is not valid base64 or is empty."""
+    if not isinstance(b64sig, str) or not b64sig:
+        return None
+    try:
+        return base64.b64decode(b64sig.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return None
+
+
+def verify_signature(public_key: PublicKey, payload: bytes, b64sig: str) -> bool:
+    """True if ``b64sig`` is a valid signature by ``public_key`` over the exact ``payload``
+    bytes."""
+    sig = decode_signature(b64sig)
+    if sig is None:
+        return False
+    key = public_key.key
+    try:
+        if public_key.algorithm == ECDSA_P256_SHA256:
+            key.verify(sig, payload, ec.ECDSA(hashes.SHA256()))
+        elif public_key.algorithm == RSA_PKCS1V15_SHA256:
+            key.verify(sig, payload, padding.PKCS1v15(), hashes.SHA256())
+        elif public_key.algorithm == ED25519:
+            key.verify(sig, payload)
+        else:  # pragma: no cover
+            return False
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def signature_tag(digest: str) -> str:
+    """The tag cosign stores an image's signatures under: ``sha256:ab..`` ->
+    ``sha256-ab...sig``."""
+    try:
+        check_digest(digest, "image digest")
+    except InputError as exc:
+        raise TrustError(str(exc)) from exc
+    return digest.replace(":", "-", 1) + ".sig"
+
+
+# --- the .sig manifest ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SignatureEntry:
+    """One signature layer to write: payload bytes, base64 signature, extra layer annotations
+    (e.g. ``dev.sigstore.cosign/bundle``); the signature annotation is added from ``signature``."""
+
+    payload: bytes
+    signature: str
+    annotations: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class SignatureManifest:
+    """A ``.sig`` manifest ready to push: ``manifest`` are the exact bytes to PUT (with content type
+    ``media_type``); ``blobs`` maps digest -> bytes for the config and the payloads this call added
+    (existing layers' blobs are already in the repository). ``changed`` is False when appending
+    found the signature already present; then nothing needs pushing."""
+
+    manifest: bytes
+    media_type: str
+    blobs: Mapping[str, bytes]
+    changed: bool = True
+    layers: tuple[Mapping[str, Any], ...] = field(default=())
+
+    @property
+    def digest(self) -> str:
+        return sha256_digest(self.manifest)
+
+
+def _check_created(created: str | None) -> str:
+    if created is None:
+        return ZERO_TIME
+    if not isinstance(created, str) or not _RFC3339.match(created):
+        raise TrustError(f"created time {created!r} is not RFC 3339 (e.g. 2024-01-02T03:04:05Z)")
+    return created
+
+
+def _layer_descriptor(entry: SignatureEntry) -> dict[str, Any]:
+    if not isinstance(entry.payload, bytes):
+        raise TrustError("signature payload must be bytes")
+    if decode_signature(entry.signature) is None:
+        raise TrustError("signature is not valid base64")
+    annotations = dict(entry.annotations or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()):
+        raise TrustError("signature layer annotations must map strings to strings")
+    annotations[SIGNATURE_ANNOTATION] = entry.signature
+    # go-containerregistry v1.Descriptor field order; Go sorts the annotation map.
+    return {"mediaType": SIMPLESIGNING_MEDIA_TYPE, "size": len(entry.payload),
+            "digest": sha256_digest(entry.payload),
+            "annotations": dict(sorted(annotations.items()))}
+
+
+def _config(layers: Sequence[Mapping[str, Any]], created: str) -> bytes:
+    # go-containerregistry v1.ConfigFile field order, as json.Marshal writes the empty image's
+    # config after mutate.Append: diff_id = digest because payload layers are not compressed.
+    doc = {"architecture": "", "created": created,
+           "history": [{"created": ZERO_TIME} for _ in layers],
+           "os": "", "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in layers]},
+           "config": {}}
+    return go_json(doc, sort_keys=False)
+
+
+def _assemble(layers: Sequence[Mapping[str, Any]], media_type: str,
+              annotations: Mapping[str, str] | None, created: str,
+              new_payloads: Mapping[str, bytes], changed: bool) -> SignatureManifest:
+    if len(layers) > MAX_SIGNATURE_LAYERS:
+        raise TrustError(f"signature manifest would have {len(layers)} layers; cosign reads at "
+                         f"most {MAX_SIGNATURE_LAYERS}")
+    config = _config(layers, created)
+    config_type = DOCKER_CONFIG if media_type == DOCKER_MANIFEST else OCI_CONFIG
+    doc: dict[str, Any] = {
+        "schemaVersion": 2, "mediaType": media_type,
+        "config": {"mediaType": config_type, "size": len(config), "digest": sha256_digest(config)},
+        "layers": [dict(d) for d in layers]}
+    if annotations:
+        doc["annotations"] = dict(sorted(annotations.items()))
+    blobs = {sha256_digest(config): config, **new_payloads}
+    return SignatureManifest(go_json(doc, sort_keys=False), media_type, blobs, changed,
+                             tuple(layers))
+
+
+def build_signature_manifest(entries: Sequence[SignatureEntry], created: str | None = None,
+                             docker_media_types: bool = False) -> SignatureManifest:
+    """A fresh ``.sig`` manifest with one layer per entry, in order (cosign's layout)."""
+    if not entries:
+        raise TrustError("a signature manifest needs at least one signature")
+    layers = [_layer_descriptor(e) for e in entries]
+    payloads = {sha256_digest(e.payload): e.payload for e in entries}
+    media_type = DOCKER_MANIFEST if docker_media_types else OCI_MANIFEST
+    return _assemble(layers, media_type, None, _check_created(created), payloads, True)
+
+
+def _parse_manifest_doc(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TrustError(f"{what}: not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("schemaVersion") != 2:
+        raise TrustError(f"{what}: not a schema 2 image manifest")
+    media_type = doc.get("mediaType", OCI_MANIFEST)
+    if media_type not in (OCI_MANIFEST, DOCKER_MANIFEST):
+        raise TrustError(f"{what}: unexpected media type {media_type!r}")
+    layers = doc.get("layers")
+    if not isinstance(layers, list) or not all(isinstance(d, dict) for d in layers):
+        raise TrustError(f"{what}: 'layers' is not a list of descriptors")
+    if len(layers) > MAX_SIGNATURE_LAYERS:
+        raise TrustError(f"{what}: {len(layers)} layers, more than the {MAX_SIGNATURE_LAYERS} "
+                         "cosign accepts")
+    return doc
+
+
+def _same_signature(existing: Mapping[str, Any], new: Mapping[str, Any], payload: bytes,
+                    public_key: PublicKey | None) -> bool:
+    if existing.get("digest") != new["digest"] or existing.get("mediaType") != new["mediaType"]:
+        return False
+    old_ann = existing.get("annotations")
+    if not isinstance(old_ann, dict):
+        return False
+    for key, value in new["annotations"].items():
+        if key != SIGNATURE_ANNOTATION and old_ann.get(key) != value:
+            return False
+    old_sig = old_ann.get(SIGNATURE_ANNOTATION)
+    if old_sig == new["annotations"][SIGNATURE_ANNOTATION]:
+        return True
+    return (public_key is not None and isinstance(old_sig, str)
+            and verify_signature(public_key, payload, old_sig))
+
+
+def append_signature(existing: bytes | None, payload: bytes, signature: str,
+                     annotations: Mapping[str, str] | None = None,
+                     public_key: PublicKey | None = None,
+                     created: str | None = None) -> SignatureManifest:
+    """Add one signature layer to the ``.sig`` manifest ``existing`` (None: there is none yet).
+
+    Existing layer descriptors and manifest annotations are kept verbatim, so other signers'
+    signatures (and their bundles or certificates) survive; the config is rebuilt for the new layer
+    list. Pass the signer's ``public_key`` so that a re-run with a fresh (randomised) ECDSA
+    signature over the same payload is recognised as a duplicate, as cosign does.
+    """
+    entry = SignatureEntry(payload, signature, annotations)
+    if existing is None:
+        return build_signature_manifest([entry], created)
+    doc = _parse_manifest_doc(existing, "existing signature manifest")
+    new = _layer_descriptor(entry)
+    layers = doc["layers"]
+    for old in layers:
+        for key in ("mediaType", "digest", "size"):
+            if key not in old:
+                raise TrustError(f"existing signature manifest: a layer has no {key!r}")
+    media_type = doc.get("mediaType", OCI_MANIFEST)
+    manifest_annotations = doc.get("annotations")
+    if not isinstance(manifest_annotations, dict):
+        manifest_annotations = None
+    created = _check_created(created)
+    if any(_same_signature(old, new, payload, public_key) for old in layers):
+        return SignatureManifest(existing, media_type, {}, False, tuple(layers))
+    return _assemble([*layers, new], media_type, manifest_annotations, created,
+                     {new["digest"]: payload}, True)
+
+
+# --- repositories -----------------------------------------------------------------------------
+
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_DOMAIN = re.compile(
+    r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]+)?$")
+_DOCKER_HUB = "docker.io"
+
+
+def normalize_repository(ref: str) -> str:
+    """Canonical ``host/path`` repository of an image reference, without tag or digest.
+
+    ``busybox`` -> ``docker.io/library/busybox``; ``index.docker.io/library/busybox:1`` ->
+    ``docker.io/library/busybox``; ``Reg.Example:5000/a/b@sha256:..`` -> ``reg.example:5000/a/b``.
+    Raises TrustError if ``ref`` is not a valid reference.
+    """
+    if not isinstance(ref, str) or not ref:
+        raise TrustError(f"bad image reference {ref!r}")
+    name = ref.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    if ":" in last:  # a tag (a port can only be in the host, which is never the last part)
+        last = last.split(":", 1)[0]
+    name = f"{head}/{last}" if head else last
+    parts = name.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"
+                           or parts[0] != parts[0].lower()):
+        domain, path = parts[0].lower(), parts[1:]
+    else:
+        domain, path = _DOCKER_HUB, parts
+    if domain == "index.docker.io":
+        domain = _DOCKER_HUB
+    if domain == _DOCKER_HUB and len(path) == 1:
+        path = ["library", *path]
+    if not _DOMAIN.match(domain) or not path or not all(_PATH_COMPONENT.match(p) for p in path):
+        raise TrustError(f"bad image reference {ref!r}")
+    return domain + "/" + "/".join(path)
+
+
+def same_repository(a: str, b: str) -> bool:
+    """True if two references name the same repository (see the module docstring); False if
+    either cannot be parsed."""
+    try:
+        return normalize_repository(a) == normalize_repository(b)
+    except TrustError:
+        return False
+
+
+# --- verification -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """The outcome for one layer of a ``.sig`` manifest.
+
+    ``ok`` is True only if every check passed. ``key`` is the key whose signature verified (also
+    set when a later claim check failed, so output can say "signed by K, but for another image");
+    ``payload`` is the parsed payload once the signature verified; ``reason`` says why it was
+    rejected (None when ``ok``).
+    """
+
+    index: int
+    layer_digest: str | None
+    ok: bool
+    reason: str | None = None
+    key: PublicKey | None = None
+    payload: SimpleSigningPayload | None = None
+
+    def describe(self) -> str:
+        """One human line: who signed what, or why this layer does not count."""
+        where = f"signature {self.index}"
+        if self.ok and self.payload is not None and self.key is not None:
+            return (f"{where}: valid, {self.key} signed {self.payload.docker_reference}"
+                    f"@{short(self.payload.manifest_digest)}")
+        return f"{where}: rejected, {self.reason}"
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """Every layer's :class:`SignatureCheck` for one image digest."""
+
+    image_digest: str
+    checks: tuple[SignatureCheck, ...]
+
+    @property
+    def valid(self) -> tuple[SignatureCheck, ...]:
+        return tuple(c for c in self.checks if c.ok)
+
+    @property
+    def rejected(self) -> tuple[SignatureCheck, ...]:
+        return tuple(c for c in self.checks if not c.ok)
+
+    def require_valid(self) -> "VerificationResult":
+        """Return self if at least one signature is valid, else raise a one-line TrustError."""
+        if self.valid:
+            return self
+        if not self.checks:
+            raise TrustError(f"no signature for {short(self.image_digest)}: the signature "
+                             "manifest has no layers")
+        reasons = "; ".join(f"{c.index}: {c.reason}" for c in self.checks[:5])
+        more = f"; and {len(self.checks) - 5} more" if len(self.checks) > 5 else ""
+        raise TrustError(f"no valid signature for {short(self.image_digest)} "
+                         f"({len(self.checks)} checked: {reasons}{more})")
+
+
+def _annotation_mismatch(required: Mapping[str, Any],
+                         optional: Mapping[str, Any] | None) -> str | None:
+    for key, want in required.items():
+        if optional is None or key not in optional:
+            return f"annotation {key!r} is missing"
+        got = optional[key]
+        if type(got) is not type(want) or got != want:
+            return f"annotation {key!r} is {got!r}, expected {want!r}"
+    return None
+
+
+def _check_layer(index: int, desc: Any, fetch_blob: Callable[[str], bytes], image_digest: str,
+                 public_keys: Sequence[PublicKey], expected_repo: str | None,
+                 required_annotations: Mapping[str, Any]) -> SignatureCheck:
+    if not isinstance(desc, dict):
+        return SignatureCheck(index, None, False, "layer descriptor is not an object")
+    try:
+        digest: str = check_digest(desc.get("digest"), "layer")
+    except InputError:
+        return SignatureCheck(index, None, False,
+                              f"layer has a malformed digest {desc.get('digest')!r}")
+
+    def reject(reason: str, key: PublicKey | None = None,
+               payload: SimpleSigningPayload | None = None) -> SignatureCheck:
+        return SignatureCheck(index, digest, False, reason, key, payload)
+
+    media_type = desc.get("mediaType")
+    if media_type != SIMPLESIGNING_MEDIA_TYPE:
+        return reject(f"layer media type {media_type!r} is not {SIMPLESIGNING_MEDIA_TYPE}")
+    size = desc.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return reject("layer has no valid size")
+    if size > MAX_PAYLOAD_BYTES:
+        return reject(f"payload of {size} bytes is too large")
+    annotations = desc.get("annotations")
+    b64sig = annotations.get(SIGNATURE_ANNOTATION) if isinstance(annotations, dict) else None
+    if not isinstance(b64sig, str) or not b64sig:
+        return reject(f"layer has no {SIGNATURE_ANNOTATION} annotation")
+    if decode_signature(b64sig) is None:
+        return reject("signature annotation is not valid base64")
+    try:
+        blob = fetch_blob(digest)
+    except SlimmerError as exc:
+        return reject(f"fetching payload {short(digest)}: {exc}")
+    if not isinstance(blob, bytes) or len(blob) != size or sha256_digest(blob) != digest:
+        return reject(f"payload blob does not match its descriptor {short(digest)}")
+    key = next((k for k in public_keys if verify_signature(k, blob, b64sig)), None)
+    if key is None:
+        n = len(public_keys)
+        return reject("signature does not verify with the given key" if n == 1
+                      else f"signature does not verify with any of the {n} given keys")
+    try:
+        payload = parse_payload(blob, "payload")
+    except TrustError as exc:
+        return reject(str(exc), key)
+    if payload.manifest_digest != image_digest:
+        return reject(f"signed image {short(payload.manifest_digest)}, not "
+                      f"{short(image_digest)}", key, payload)
+    if expected_repo is not None and not same_repository(payload.docker_reference, expected_repo):
+        return reject(f"signed for repository {payload.docker_reference!r}, not "
+                      f"{expected_repo!r}", key, payload)
+    mismatch = _annotation_mismatch(required_annotations, payload.optional)
+    if mismatch:
+        return reject(mismatch, key, payload)
+    return SignatureCheck(index, digest, True, None, key, payload)
+
+
+def verify_image_signatures(signature_manifest: bytes, fetch_blob: Callable[[str], bytes],
+                            image_digest: str, public_keys: Sequence[PublicKey],
+                            expected_reference: str | None = None,
+                            required_annotations: Mapping[str, Any] | None = None,
+                            ) -> VerificationResult:
+    """Check every layer of the ``.sig`` manifest ``signature_manifest`` (exact bytes).
+
+    ``fetch_blob(digest) -> bytes`` returns a payload blob (it may raise a SlimmerError, recorded as
+    that layer's reason); its bytes are hashed again here. A layer is valid when its payload blob
+    matches the descriptor, its signature verifies with one of ``public_keys``, the payload parses
+    strictly, its ``docker-manifest-digest`` equals ``image_digest``, its repository matches
+    ``expected_reference`` (if given) and its ``optional`` carries ``required_annotations``.
+
+    Raises TrustError only for bad arguments or an unreadable manifest; per-layer failures are
+    returned. Call ``.require_valid()`` on the result to demand at least one valid signature.
+    """
+    try:
+        check_digest(image_digest, "image digest")
+    except InputError as exc:
+        raise TrustError(str(exc)) from exc
+    if not public_keys:
+        raise TrustError("no public key given to verify signatures with")
+    expected_repo = None
+    if expected_reference is not None:
+        normalize_repository(expected_reference)  # fail early on a bad argument
+        expected_repo = expected_reference
+    doc = _parse_manifest_doc(signature_manifest, f"signature manifest for {short(image_digest)}")
+    required = dict(required_annotations or {})
+    checks = tuple(_check_layer(i, desc, fetch_blob, image_digest, public_keys, expected_repo,
+                                required)
+                   for i, desc in enumerate(doc["layers"]))
+    return VerificationResult(image_digest, checks)
