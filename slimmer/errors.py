@@ -37,7 +37,14 @@ class OutputError(SlimmerError):
 
 
 class RegistryError(SlimmerError):
-    """A registry request failed: unreachable host, protocol error or an error reply."""
+    """A registry request failed: unreachable host, protocol error or an error reply.
+
+    ``status`` is the HTTP status of the reply, if there was one.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AuthError(RegistryError):
@@ -46,3 +53,7 @@ class AuthError(RegistryError):
 
 class NotFoundError(RegistryError):
     """A registry does not know the repository, tag, manifest or blob we asked for."""
+
+
+class TrustError(SlimmerError):
+    """A key, signature or signed payload is missing, unreadable or does not verify."""
