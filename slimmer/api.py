@@ -6,7 +6,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .assemble import build_config, build_index, build_manifest, config_media_type
 from .compress import LEVEL_RANGE, LayerResult
@@ -17,11 +17,14 @@ from .pipeline import build_layer
 from .plan import (KEEP, PASSTHROUGH, REBUILD, RECOMPRESS, DEFAULT_MERGE_THRESHOLD, ImagePlan,
                    OutputLayer, PlanOptions, group_layers, plan_image)
 from .profiles import SNIFF_BYTES, Matcher, Profile, builtin_profiles, select_profiles
-from .refs import LayoutRef, parse_reference
+from .refs import RegistryRef, parse_reference
 from .report import ImageReport, Report, image_report
 from .scan import LayerIndex, scan_layer
 from .sinks.layout import LayoutSink
 from .sources.layout import LayoutSource
+
+if TYPE_CHECKING:
+    from .registry import RegistryOptions
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -48,21 +51,28 @@ class SlimOptions:
                            self.compression, self.level)
 
 
-def open_source(ref: str | Source) -> Source:
-    """A Source for a reference string (``oci:DIR[:TAG|@DIGEST]``) or a Source as is."""
+def open_source(ref: str | Source, registry: RegistryOptions | None = None) -> Source:
+    """A Source for a reference string (``oci:DIR[:TAG|@DIGEST]`` or ``HOST/REPO[:TAG]``)
+    or a Source as is; ``registry`` says how to reach registries."""
     if not isinstance(ref, str):
         return ref
     parsed = parse_reference(ref)
+    if isinstance(parsed, RegistryRef):
+        from .registry import RegistrySource
+        return RegistrySource(parsed, registry)
     return LayoutSource(parsed)
 
 
-def open_sink(ref: str | Sink) -> Sink:
+def open_sink(ref: str | Sink, registry: RegistryOptions | None = None) -> Sink:
     """A Sink for a destination reference string, or a Sink as is."""
     if not isinstance(ref, str):
         return ref
     parsed = parse_reference(ref)
-    if isinstance(parsed, LayoutRef) and parsed.digest:
+    if parsed.digest:
         raise UsageError(f"destination {ref!r} cannot name a digest")
+    if isinstance(parsed, RegistryRef):
+        from .registry import RegistrySink
+        return RegistrySink(parsed, registry)
     return LayoutSink(parsed)
 
 
@@ -151,11 +161,12 @@ def _plan_all(root: Root, options: SlimOptions, matcher: Matcher | None, job: _J
 
 
 def analyze(source: str | Source, options: SlimOptions | None = None, *,
-            jobs: int | None = None, progress: ProgressFn | None = None) -> Report:
+            jobs: int | None = None, progress: ProgressFn | None = None,
+            registry: RegistryOptions | None = None) -> Report:
     """Plan and measure what ``slim`` would do, writing nothing."""
     options = options or SlimOptions()
     _check_options(options)
-    src = open_source(source)
+    src = open_source(source, registry)
     root = src.resolve([_platform(p) for p in options.platforms])
     profiles, matcher = _matcher(options)
     workers = _jobs(options, jobs)
@@ -176,16 +187,16 @@ def analyze(source: str | Source, options: SlimOptions | None = None, *,
 
 
 def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = None, *,
-         progress: ProgressFn | None = None) -> Report:
+         progress: ProgressFn | None = None, registry: RegistryOptions | None = None) -> Report:
     """Slim ``source`` into ``dest``: plan, build layers in parallel, write config, manifests
     and index, then point the destination tag at the result. On any error the destination is
     left as it was and the error is raised."""
     options = options or SlimOptions()
     _check_options(options)
-    src = open_source(source)
+    src = open_source(source, registry)
     root = src.resolve([_platform(p) for p in options.platforms])
     profiles, matcher = _matcher(options)
-    sink = open_sink(dest)
+    sink = open_sink(dest, registry)
     try:
         workers = _jobs(options, None)
         with ThreadPoolExecutor(workers) as pool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -13,6 +14,7 @@ import click
 from . import api
 from .errors import SlimmerError, UsageError
 from .plan import DEFAULT_MERGE_THRESHOLD
+from .registry import RegistryOptions
 from .report import Report, human
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
@@ -76,6 +78,38 @@ def _slim_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def _registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--creds", metavar="USER:PASS", envvar="SLIM_CREDS", show_envvar=True,
+                     help="Registry credentials for source and destination (default: "
+                          "SLIM_USERNAME/SLIM_PASSWORD, else docker/podman login)."),
+        click.option("--src-creds", metavar="USER:PASS", envvar="SLIM_SRC_CREDS",
+                     show_envvar=True, help="Credentials for the source registry only."),
+        click.option("--dest-creds", metavar="USER:PASS", envvar="SLIM_DEST_CREDS",
+                     show_envvar=True, help="Credentials for the destination registry only."),
+        click.option("--tls-verify/--no-tls-verify", default=None,
+                     help="Use HTTPS and verify certificates (default: verify; localhost and "
+                          "127.0.0.1 use plain HTTP unless this or --ca-file is given)."),
+        click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+                     help="Trust the CA certificates in FILE (PEM) besides the system CAs."),
+        click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
+                     help="Reach this registry over plain HTTP (repeatable)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _registry(kw: dict[str, Any]) -> RegistryOptions:
+    creds = kw["creds"]
+    user, password = os.environ.get("SLIM_USERNAME"), os.environ.get("SLIM_PASSWORD")
+    if not creds and user and password is not None:
+        creds = f"{user}:{password}"
+    return RegistryOptions(creds=creds, src_creds=kw["src_creds"], dest_creds=kw["dest_creds"],
+                           tls_verify=kw["tls_verify"], ca_file=kw["ca_file"],
+                           insecure=tuple(kw["insecure"]))
 
 
 def _options(kw: dict[str, Any]) -> api.SlimOptions:
@@ -146,7 +180,8 @@ def _run(fn: Callable[[], None]) -> None:
 def main() -> None:
     """Make container images smaller and faster to start, without a Docker daemon.
 
-    References: oci:DIR[:TAG|@DIGEST] (an OCI image layout).
+    References: oci:DIR[:TAG|@DIGEST] (an OCI image layout) or
+    [docker://]HOST[:PORT]/REPO[:TAG|@DIGEST] (a registry; no HOST means docker.io).
     """
 
 
@@ -154,12 +189,14 @@ def main() -> None:
 @click.argument("source")
 @click.argument("destination")
 @_slim_options
+@_registry_options
 def push(source: str, destination: str, **kw: Any) -> None:
     """Slim SOURCE and write the result to DESTINATION."""
     def go() -> None:
         progress = _Progress()
         try:
-            report = api.slim(source, destination, _options(kw), progress=progress)
+            report = api.slim(source, destination, _options(kw), progress=progress,
+                              registry=_registry(kw))
         finally:
             progress.close()
         _emit(report, kw["json_out"])
@@ -169,12 +206,14 @@ def push(source: str, destination: str, **kw: Any) -> None:
 @main.command()
 @click.argument("source")
 @_slim_options
+@_registry_options
 def analyze(source: str, **kw: Any) -> None:
     """Show the plan and what it would save for SOURCE; writes nothing."""
     def go() -> None:
         progress = _Progress()
         try:
-            report = api.analyze(source, _options(kw), progress=progress)
+            report = api.analyze(source, _options(kw), progress=progress,
+                                 registry=_registry(kw))
         finally:
             progress.close()
         _emit(report, kw["json_out"])

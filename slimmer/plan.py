@@ -349,15 +349,14 @@ def _plan_group(group: tuple[int, ...], recs: Sequence[Sequence[Rec]],
 
     # Group overlay and the deletions it makes in lower layers.
     overlay = Overlay()
-    deletions: dict[str, str] = {}
+    deletions = _Deletions()
 
     def on_delete(kind: str, path: str) -> None:
         if kind != "opaque":
-            for t in [t for t in deletions if t.startswith(path + "/")]:
-                del deletions[t]
-            deletions[path] = "whiteout"   # a non-directory replaces lower content like one
+            deletions.drop_below(path)
+            deletions.put(path, "whiteout")  # a non-directory replaces lower content like one
         elif deletions.get(path) != "whiteout":
-            deletions[path] = kind
+            deletions.put(path, kind)
 
     for j in group:
         apply_layer(overlay, j, recs[j], on_delete=on_delete)
@@ -517,6 +516,40 @@ def _plan_group(group: tuple[int, ...], recs: Sequence[Sequence[Rec]],
 
 
 _COPY = Op(COPY)
+
+
+class _Deletions:
+    """Ordered deletion records of a merged run, with cheap removal of everything below a
+    path (an overlay-style children index, so big layers stay linear)."""
+
+    def __init__(self) -> None:
+        self._kind: dict[str, str] = {}
+        self._children: dict[str, set[str]] = {}
+
+    def get(self, path: str) -> str | None:
+        return self._kind.get(path)
+
+    def put(self, path: str, kind: str) -> None:
+        self._kind.pop(path, None)   # re-insert so order follows the latest event
+        self._kind[path] = kind
+        p = path
+        while p:
+            parent = p.rpartition("/")[0]
+            kids = self._children.setdefault(parent, set())
+            if p in kids:
+                break
+            kids.add(p)
+            p = parent
+
+    def drop_below(self, path: str) -> None:
+        stack = list(self._children.pop(path, ()))
+        while stack:
+            p = stack.pop()
+            self._kind.pop(p, None)
+            stack.extend(self._children.pop(p, ()))
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._kind.items())
 
 
 def _padded(size: int) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import stat
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import BinaryIO, Sequence, cast
 
 from ..digest import VerifyingReader, check_digest, short
@@ -28,25 +28,14 @@ from ..model import (
     sniff_media_type,
 )
 from ..refs import LayoutRef
+from .select import Loaders, resolve_index
 
 #: Largest manifest, index or config accepted; a larger descriptor size is refused before reading.
 SMALL_BLOB_LIMIT = 4 << 20
 #: Largest ``index.json`` accepted (it lists every tag of the layout, so it may be bigger).
 INDEX_JSON_LIMIT = 64 << 20
-#: Annotation Docker BuildKit puts on attestation manifests inside an index.
-ANNOT_DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-
-
-@dataclass
-class _Entry:
-    """An index entry met while walking an index; ``image`` is set once loaded."""
-
-    descriptor: Descriptor
-    platform: Platform | None = None
-    image: Image | None = None
-    candidate: bool = False
 
 
 class LayoutSource:
@@ -236,53 +225,6 @@ class LayoutSource:
         raise InputError(f"reading {self._label} {short(descriptor.digest)}: unsupported media "
                          f"type {descriptor.media_type!r}, expected an image manifest or index")
 
-    def _walk(self, index: Index, nested: bool, out: list[_Entry]) -> None:
-        """Classify index entries in order; follows one level of nested indexes."""
-        for descriptor in index.manifests:
-            descriptor = self._with_media_type(descriptor)
-            entry = _Entry(descriptor, descriptor.platform)
-            if descriptor.media_type in INDEX_TYPES and not nested:
-                self._walk(self._load_index(descriptor), True, out)
-                continue
-            out.append(entry)
-            annotations = descriptor.annotations or {}
-            if (descriptor.media_type not in MANIFEST_TYPES
-                    or ANNOT_DOCKER_REFERENCE_TYPE in annotations):
-                continue
-            if entry.platform is None:
-                entry.image = self._load_image(descriptor)
-                entry.platform = entry.image.platform
-            plat = entry.platform
-            if plat is None or (plat.os, plat.architecture) == ("unknown", "unknown"):
-                continue
-            entry.candidate = True
-
     def _resolve_index(self, descriptor: Descriptor, platforms: tuple[Platform, ...]) -> Root:
-        index = self._load_index(descriptor)
-        entries: list[_Entry] = []
-        self._walk(index, False, entries)
-        candidates = [e for e in entries if e.candidate]
-        if platforms:
-            chosen = [e for e in candidates
-                      if e.platform is not None and any(e.platform.matches(w) for w in platforms)]
-            if not chosen:
-                available = ", ".join(dict.fromkeys(str(e.platform) for e in candidates))
-                wanted = ", ".join(str(p) for p in platforms)
-                raise InputError(f"reading {self.name}: no image for platform {wanted} "
-                                 f"(available: {available or 'none'})")
-        else:
-            chosen = candidates
-        if not chosen:
-            raise InputError(f"reading {self.name}: index {short(descriptor.digest)} has no "
-                             f"image with a platform ({len(entries)} entries skipped)")
-        images: list[Image] = []
-        seen: set[str] = set()
-        skipped: list[Descriptor] = []
-        chosen_ids = {id(e) for e in chosen}
-        for entry in entries:
-            if id(entry) in chosen_ids and entry.descriptor.digest not in seen:
-                seen.add(entry.descriptor.digest)
-                images.append(entry.image or self._load_image(entry.descriptor))
-            else:
-                skipped.append(entry.descriptor)
-        return Root(self.name, descriptor, index, tuple(images), tuple(skipped))
+        loaders = Loaders(self._with_media_type, self._load_index, self._load_image)
+        return resolve_index(self.name, descriptor, loaders, platforms)
