@@ -82,10 +82,10 @@ def protected_paths(final: Overlay, recs: Sequence[Sequence[Rec]], config: Any) 
         done.add((word, is_cmd))  # type: ignore[arg-type]
         if "/" in word:
             candidates = [posixpath.join(workdir, word)]
-        elif is_cmd or word == words[0]:
+        else:  # a bare word may be a command (PATH) or a file in the working directory
             candidates = [posixpath.join(d, word) for d in env_path.split(":") if d]
-        else:
-            candidates = [posixpath.join(workdir, word)]
+            if not is_cmd:
+                candidates.append(posixpath.join(workdir, word))
         for cand in candidates:
             found = _resolve(cand, final, recs, touched)
             if found is None:

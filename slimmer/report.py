@@ -108,10 +108,16 @@ class Report:
                     f"  {n:>5}  {src:<14} {ly.mode:<11} {human(ly.size_before):>10} "
                     f"{human(ly.size_after):>10} {human(ly.tar_before):>11} "
                     f"{human(ly.tar_after):>11} {human(ly.removed_bytes):>9}")
-            after = human(img.size_after) if img.size_after is not None else "(not built)"
-            lines.append(f"  total: {human(img.size_before)} -> {after} compressed; "
-                         f"removed {img.removed_files} files, {human(img.removed_bytes)} "
-                         "uncompressed")
+            if img.size_after is not None:
+                lines.append(f"  total: {human(img.size_before)} -> {human(img.size_after)} "
+                             f"compressed; removed {img.removed_files} files, "
+                             f"{human(img.removed_bytes)} uncompressed")
+            else:
+                tar_after = sum(ly.tar_after or 0 for ly in img.layers)
+                lines.append(f"  total: {human(img.size_before)} compressed now; tar "
+                             f"{human(sum(ly.tar_before or 0 for ly in img.layers))} -> "
+                             f"{human(tar_after)}; would remove {img.removed_files} files, "
+                             f"{human(img.removed_bytes)}")
             if img.removed_by_profile:
                 lines.append("  removed by profile:")
                 for name, v in sorted(img.removed_by_profile.items(), key=lambda x: -x[1]["bytes"]):
@@ -126,10 +132,18 @@ class Report:
             if img.wasted_bytes:
                 lines.append(f"  wasted in the input (overwritten or deleted by later layers): "
                              f"{human(img.wasted_bytes)}")
-            for o in img.overrides[:20]:
+            protected = [o for o in img.overrides if not o["reason"].startswith("kept by ")]
+            for o in protected[:20]:
                 lines.append(f"  kept /{o['path']}: rule {o['rule']} overridden ({o['reason']})")
-            if len(img.overrides) > 20:
-                lines.append(f"  ... and {len(img.overrides) - 20} more overridden matches")
+            if len(protected) > 20:
+                lines.append(f"  ... and {len(protected) - 20} more protected paths")
+            by_keep: dict[tuple[str, str], int] = {}
+            for o in img.overrides:
+                if o["reason"].startswith("kept by "):
+                    key = (o["rule"], o["reason"][len("kept by "):])
+                    by_keep[key] = by_keep.get(key, 0) + 1
+            for (rule, keep), count in sorted(by_keep.items()):
+                lines.append(f"  kept {count} files matched by {rule}: keep rule {keep}")
             if img.other_profiles:
                 lines.append("  profiles not chosen would also remove:")
                 for name, size in sorted(img.other_profiles.items()):

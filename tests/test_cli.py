@@ -1,0 +1,57 @@
+"""The slim command as a user meets it: profiles listing, JSON output, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from slimmer.cli import main, parse_size
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "testdata" / "example"
+
+
+def test_profiles_list_and_show() -> None:
+    r = CliRunner().invoke(main, ["profiles"])
+    assert r.exit_code == 0
+    names = [line.split()[0] for line in r.output.splitlines()]
+    assert {"caches", "docs", "compilers", "model-weights", "pycache", "locales", "tests"} <= set(names)
+    r = CliRunner().invoke(main, ["profiles", "docs"])
+    assert r.exit_code == 0 and "/usr/share/doc/**" in r.output and "copyright" in r.output
+
+
+def test_profiles_unknown_name_is_one_line_exit_1() -> None:
+    r = CliRunner().invoke(main, ["profiles", "bogus"])
+    assert r.exit_code == 1
+    assert r.output.count("\n") == 1 and "unknown profile 'bogus'" in r.output
+
+
+def test_analyze_json_to_stdout_is_only_json() -> None:
+    r = CliRunner().invoke(main, ["analyze", f"oci:{EXAMPLE}:latest", "--json", "-"])
+    assert r.exit_code == 0
+    doc = json.loads(r.output)
+    assert doc["schema"] == "slimmer.report/v1" and doc["mode"] == "analyze"
+
+
+def test_push_prints_report_and_writes_json(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["push", f"oci:{EXAMPLE}:latest", f"oci:{tmp_path}/o:v",
+                                  "--json", str(tmp_path / "r.json")])
+    assert r.exit_code == 0, r.output
+    assert "removed by profile" in r.output and "digest: sha256:" in r.output
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["digest"] and doc["destination"] == f"oci:{tmp_path}/o:v"
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["push", "docker-archive:x.tar", f"oci:{tmp_path}/o"])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(main, ["push", f"oci:{EXAMPLE}:latest", f"oci:{tmp_path}/o",
+                                  "--merge-threshold", "lots"])
+    assert r.exit_code == 2
+
+
+def test_sizes() -> None:
+    assert parse_size("16MiB") == 16 << 20
+    assert parse_size("10MB") == 10_000_000
+    assert parse_size("4096") == 4096
