@@ -161,6 +161,21 @@ class Descriptor:
         return out
 
 
+def _parse_document(raw: bytes, media_type: str | None, allowed: frozenset[str], default: str,
+                    noun: str, what: str) -> tuple[dict[str, Any], str]:
+    """Common checks of a manifest or index: JSON object, media type, schemaVersion 2."""
+    doc = load_json(raw, what)
+    declared = doc.get("mediaType")
+    if media_type and declared and media_type != declared and media_type in allowed:
+        raise InputError(f"{what}: mediaType {declared!r} differs from descriptor's {media_type!r}")
+    mt = declared or media_type or default
+    if mt not in allowed:
+        raise InputError(f"{what}: unsupported {noun} media type {mt!r}")
+    if doc.get("schemaVersion") != 2:
+        raise InputError(f"{what}: schemaVersion must be 2")
+    return doc, mt
+
+
 @dataclass(frozen=True)
 class Manifest:
     """An image manifest (OCI or Docker schema2) with its exact bytes."""
@@ -178,15 +193,8 @@ class Manifest:
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str | None, what: str) -> "Manifest":
-        doc = load_json(raw, what)
-        declared = doc.get("mediaType")
-        mt = declared or media_type or OCI_MANIFEST
-        if media_type and declared and media_type != declared:
-            raise InputError(f"{what}: mediaType {declared!r} differs from descriptor's {media_type!r}")
-        if mt not in MANIFEST_TYPES:
-            raise InputError(f"{what}: unsupported manifest media type {mt!r}")
-        if doc.get("schemaVersion") != 2:
-            raise InputError(f"{what}: schemaVersion must be 2")
+        doc, mt = _parse_document(raw, media_type, MANIFEST_TYPES, OCI_MANIFEST, "manifest",
+                                  what)
         config = Descriptor.from_json(_need(doc, "config", dict, what), what + " config")
         if config.media_type not in CONFIG_TYPES:
             raise InputError(f"{what}: unsupported config media type {config.media_type!r}")
@@ -214,12 +222,7 @@ class Index:
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str | None, what: str) -> "Index":
-        doc = load_json(raw, what)
-        mt = doc.get("mediaType") or media_type or OCI_INDEX
-        if mt not in INDEX_TYPES:
-            raise InputError(f"{what}: unsupported index media type {mt!r}")
-        if doc.get("schemaVersion") != 2:
-            raise InputError(f"{what}: schemaVersion must be 2")
+        doc, mt = _parse_document(raw, media_type, INDEX_TYPES, OCI_INDEX, "index", what)
         manifests = tuple(Descriptor.from_json(d, f"{what} entry {i}")
                           for i, d in enumerate(_need(doc, "manifests", list, what)))
         return cls(raw, mt, manifests, _str_map(doc.get("annotations"), what), doc)
