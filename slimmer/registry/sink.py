@@ -1,0 +1,169 @@
+"""Push an image to a registry: blobs first (HEAD skip, cross-repo mount, streamed upload), then
+manifests by digest, and the tag last in ``commit``; ``abort`` cancels open uploads."""
+
+from __future__ import annotations
+
+import threading
+
+from ..digest import sha256_digest, short
+from ..errors import AuthError, OutputError, UsageError
+from ..image import BlobOrigin, BlobWriter, Opener
+from ..model import INDEX_TYPES, MANIFEST_TYPES, Descriptor
+from ..refs import RegistryRef
+from .auth import merge_scopes, repository_scope
+from .client import RegistryClient
+from .options import RegistryOptions
+from .upload import RegistryBlobWriter
+
+#: Bytes read from a source stream per write when copying a blob.
+COPY_CHUNK = 1 << 20
+
+
+class RegistrySink:
+    """A ``Sink`` for ``HOST/REPO:TAG``; nothing is tagged unless ``commit`` succeeds.
+
+    Blobs and manifests pushed before a failure stay in the registry untagged (its garbage
+    collector removes them); nothing is ever deleted from the destination repository.
+    """
+
+    def __init__(self, ref: RegistryRef, options: RegistryOptions | None = None,
+                 client: RegistryClient | None = None) -> None:
+        if ref.digest:
+            raise UsageError(f"destination {ref} cannot name a digest")
+        self.ref = ref
+        self.name = str(ref)
+        self.registry = ref.registry
+        self.repository = ref.repository
+        self.options = options or RegistryOptions()
+        self._own_client = client is None
+        self.client = client or RegistryClient.for_ref(ref, self.options, "dest")
+        self._scopes = frozenset({repository_scope(ref.repository, "pull,push")})
+        self._manifests: dict[str, tuple[bytes, str]] = {}
+        self._writers: set[RegistryBlobWriter] = set()
+        self._lock = threading.Lock()
+        self._state = "open"
+
+    def scopes(self) -> frozenset[str]:
+        """What this sink's token must allow: push here, plus pull on repositories it mounts
+        from (one token then serves every request)."""
+        return self._scopes
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise OutputError(f"pushing {self.name}: sink already {self._state}")
+
+    # -- blobs --------------------------------------------------------------------------------
+
+    def has_blob(self, digest: str) -> bool:
+        """True if the destination repository already has the blob (HEAD)."""
+        what = f"pushing {self.name} blob {short(digest)}"
+        return self.client.blob_size(self.repository, digest, self._scopes, what) is not None
+
+    def blob_writer(self) -> BlobWriter:
+        """A writer that uploads while the caller writes; one per thread."""
+        self._check_open()
+        return self._new_writer(None)
+
+    def _new_writer(self, location: str | None) -> RegistryBlobWriter:
+        writer = RegistryBlobWriter(self, location)
+        with self._lock:
+            self._writers.add(writer)
+        return writer
+
+    def _forget(self, writer: RegistryBlobWriter) -> None:
+        with self._lock:
+            self._writers.discard(writer)
+
+    def copy_blob(self, descriptor: Descriptor, opener: Opener,
+                  origin: BlobOrigin | None = None) -> None:
+        """Skip a blob already here, mount it from ``origin`` on the same registry, else
+        stream it from ``opener`` into a new upload."""
+        self._check_open()
+        digest = descriptor.digest
+        what = f"pushing {self.name} blob {short(digest)}"
+        size = self.client.blob_size(self.repository, digest, self._scopes, what)
+        if size is not None:
+            if size >= 0 and size != descriptor.size:
+                raise OutputError(f"{what}: registry has it with {size} bytes, descriptor "
+                                  f"says {descriptor.size}")
+            return
+        location = None
+        if origin is not None and origin.registry == self.registry \
+                and origin.repository != self.repository:
+            location = self._mount(digest, origin.repository, what)
+            if location is None:
+                return
+        writer = self._new_writer(location)
+        try:
+            with opener() as stream:
+                while True:
+                    chunk = stream.read(COPY_CHUNK)
+                    if not chunk:
+                        break
+                    writer.write(chunk)
+            writer.commit(digest, descriptor.size)
+        except BaseException:
+            writer.abort()
+            raise
+
+    def _mount(self, digest: str, source_repository: str, what: str) -> str | None:
+        """Try a cross-repository mount; None if mounted, else the upload URL to use.
+
+        Without pull access to the source repository the mount is skipped, not an error.
+        """
+        wanted = merge_scopes([*self._scopes, repository_scope(source_repository, "pull")])
+        try:
+            location = self.client.start_upload(self.repository, wanted, what, mount=digest,
+                                                mount_from=source_repository)
+        except AuthError:
+            return self.client.start_upload(self.repository, self._scopes, what)
+        with self._lock:
+            self._scopes = merge_scopes([*self._scopes, *wanted])
+        return location
+
+    # -- manifests ----------------------------------------------------------------------------
+
+    def put_manifest(self, raw: bytes, media_type: str) -> Descriptor:
+        """Push a manifest or index by digest (exact bytes); anything else (a config) is
+        uploaded as a blob. The bytes are kept for ``commit``."""
+        self._check_open()
+        digest = sha256_digest(raw)
+        if media_type in MANIFEST_TYPES or media_type in INDEX_TYPES:
+            what = f"pushing {self.name} manifest {short(digest)}"
+            self.client.put_manifest(self.repository, digest, raw, media_type, self._scopes,
+                                     what)
+            with self._lock:
+                self._manifests[digest] = (raw, media_type)
+        elif not self.has_blob(digest):
+            what = f"pushing {self.name} config {short(digest)}"
+            self.client.upload(self.repository, digest, raw, len(raw), self._scopes, what)
+        return Descriptor(media_type, digest, len(raw))
+
+    def commit(self, descriptor: Descriptor) -> None:
+        """Tag: PUT the top manifest or index under the destination tag; the last step."""
+        self._check_open()
+        stored = self._manifests.get(descriptor.digest)
+        if stored is None:
+            raise OutputError(f"pushing {self.name}: manifest {short(descriptor.digest)} was "
+                              f"not pushed before commit")
+        raw, media_type = stored
+        tag = self.ref.tag or "latest"
+        self.client.put_manifest(self.repository, tag, raw, media_type, self._scopes,
+                                 f"tagging {self.name}")
+        self._state = "committed"
+        self._close()
+
+    def abort(self) -> None:
+        """Cancel every open upload; the tag was never written. Safe to call twice."""
+        with self._lock:
+            if self._state != "open":
+                return
+            self._state = "aborted"
+            writers = list(self._writers)
+        for writer in writers:
+            writer.abort()
+        self._close()
+
+    def _close(self) -> None:
+        if self._own_client:
+            self.client.close()
