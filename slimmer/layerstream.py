@@ -86,7 +86,8 @@ def open_layer_tar(layer: Layer, what: str, *, check_diff_id: bool = True
     pre: Prefetcher | None = None
     try:
         stream, kind = open_decompressed(raw, what)
-        tar = DiffIdReader(stream, layer.diff_id if check_diff_id else None, what)
+        tar = DiffIdReader(stream, layer.diff_id if check_diff_id else None, what,
+                           hashing=check_diff_id)
         pre = Prefetcher(tar)  # type: ignore[arg-type]
         yield pre, tar, kind  # type: ignore[misc]
     except LayerError as exc:

@@ -22,8 +22,12 @@ def _what(layer: Layer) -> str:
 
 def build_layer(out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
                 level: int | None = None, threads: int = 0,
-                progress: Progress | None = None) -> LayerResult:
-    """Produce the blob for one output layer in ``sink`` and return what it is."""
+                progress: Progress | None = None, scanned: bool = False) -> LayerResult:
+    """Produce the blob for one output layer in ``sink`` and return what it is.
+
+    ``scanned``: the input layers' diff_ids were verified by their scan in this run; the blob
+    digests, checked again on every read, then vouch for the tar bytes, so they are not hashed
+    a second time."""
     if out.mode == PASSTHROUGH:
         layer = layers[out.inputs[0]]
         sink.copy_blob(layer.descriptor, layer.open_compressed, layer.origin)
@@ -38,9 +42,9 @@ def build_layer(out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
         lw = LayerWriter(writer, out.compression, level, threads,
                          diff_id=layers[out.inputs[0]].diff_id if recompress else None)
         if recompress:
-            _recompress(layers[out.inputs[0]], lw, progress)
+            _recompress(layers[out.inputs[0]], lw, progress, check=not scanned)
         else:
-            _rebuild(out, layers, lw, progress)
+            _rebuild(out, layers, lw, progress, check=not scanned)
         result = lw.close()
         writer.commit(result.digest, result.size)
         return result
@@ -49,8 +53,8 @@ def build_layer(out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
         raise
 
 
-def _recompress(layer: Layer, lw: LayerWriter, progress: Progress | None) -> None:
-    with open_layer_tar(layer, _what(layer)) as (tar, _, _):
+def _recompress(layer: Layer, lw: LayerWriter, progress: Progress | None, check: bool) -> None:
+    with open_layer_tar(layer, _what(layer), check_diff_id=check) as (tar, _, _):
         while True:
             chunk = tar.read(1 << 20)
             if not chunk:
@@ -61,7 +65,7 @@ def _recompress(layer: Layer, lw: LayerWriter, progress: Progress | None) -> Non
 
 
 def _rebuild(out: OutputLayer, layers: Sequence[Layer], lw: LayerWriter,
-             progress: Progress | None) -> None:
+             progress: Progress | None, check: bool) -> None:
     write = lw.write
     for header in out.preamble:
         write(header)
@@ -69,7 +73,7 @@ def _rebuild(out: OutputLayer, layers: Sequence[Layer], lw: LayerWriter,
         layer = layers[j]
         what = _what(layer)
         ops = out.ops[j]
-        with open_layer_tar(layer, what) as (tar, _, _):
+        with open_layer_tar(layer, what, check_diff_id=check) as (tar, _, _):
             reader = TarReader(tar, what)
             count = 0
             for o, entry in enumerate(reader):
