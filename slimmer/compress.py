@@ -28,6 +28,7 @@ LEVEL_RANGE = {ZSTD: (1, 19), GZIP: (0, 3), NONE: (0, 0)}
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 READ_CHUNK = 1 << 20
+_ISAL_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]  # IsalError
 ZSTD_WINDOW_LOG = 25
 
 
@@ -70,7 +71,7 @@ class _Decoder:
         limit = READ_CHUNK if n is None or n < 0 else n
         try:
             return self._read(limit)
-        except (zlib.error, isal_zlib.error, zstd.ZstdError, EOFError) as exc:
+        except (zlib.error, _ISAL_ERROR, zstd.ZstdError, EOFError) as exc:
             raise LayerError(f"{self._what}: corrupt {self._kind} data ({exc})") from exc
 
     def _read(self, limit: int) -> bytes:

@@ -53,7 +53,7 @@ class VerifyingReader:
         if self._done:
             return b""
         if n is None or n < 0:
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 chunk = self.read(1 << 20)
                 if not chunk:
@@ -73,7 +73,7 @@ class VerifyingReader:
     def readinto(self, buf: bytearray | memoryview) -> int:
         if self._done:
             return 0
-        n = self._raw.readinto(buf)  # type: ignore[attr-defined]
+        n: int = self._raw.readinto(buf)  # type: ignore[attr-defined]
         if n:
             self._hasher.update(memoryview(buf)[:n])
             self._count += n

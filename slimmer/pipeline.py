@@ -11,7 +11,7 @@ from .digest import short
 from .errors import LayerError
 from .image import Layer, Sink
 from .plan import COPY, FETCH, PASSTHROUGH, RECOMPRESS, RELINK, RENAME, OutputLayer
-from .tarstream import END_OF_ARCHIVE, TarReader, rewrite_header
+from .tarstream import END_OF_ARCHIVE, TarReader, Write, rewrite_header
 
 Progress = Callable[[int], None]
 
@@ -104,7 +104,7 @@ def _rebuild(out: OutputLayer, layers: Sequence[Layer], lw: LayerWriter,
     write(END_OF_ARCHIVE)
 
 
-def _fetch(layer: Layer, ordinal: int, path: str, write: Callable[[bytes], object]) -> None:
+def _fetch(layer: Layer, ordinal: int, path: str, write: Write) -> None:
     """Emit entry ``ordinal`` of another input layer under ``path`` (a hardlink made a file).
 
     Only the part of the layer up to that entry is read, so its diff_id is not checked here;

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from .compress import GZIP, NONE, ZSTD
-from .digest import short
 from .errors import LayerError, UsageError
 from .model import (DOCKER_LAYER_FOREIGN, DOCKER_LAYER_TAR, OCI_LAYER_NONDIST_GZIP,
                     OCI_LAYER_NONDIST_TAR, OCI_LAYER_NONDIST_ZSTD, OCI_LAYER_TAR, OCI_LAYER_ZSTD)
@@ -492,18 +491,18 @@ def _plan_group(group: tuple[int, ...], recs: Sequence[Sequence[Rec]],
             if survivors.get(rec.path) != ref or ref in moved_links:
                 jops[o] = Op(DROP)
                 continue
-            prefix = tuple(hoist(rec.path))
-            out_size += sum(map(len, prefix))
+            before = tuple(hoist(rec.path))
+            out_size += sum(map(len, before))
             if ref in fetches:
                 src = fetches[ref]
                 src_rec = recs[src[0]][src[1]]
-                jops[o] = Op(FETCH, prefix, path=rec.path, src=src)
+                jops[o] = Op(FETCH, before, path=rec.path, src=src)
                 out_size += src_rec.hsize + _padded(src_rec.size) + 512
             elif ref in relinks:
-                jops[o] = Op(RELINK, prefix, linkname=relinks[ref])
+                jops[o] = Op(RELINK, before, linkname=relinks[ref])
                 out_size += rec.hsize + 512
             else:
-                jops[o] = Op(COPY, prefix) if prefix else _COPY
+                jops[o] = Op(COPY, before) if before else _COPY
                 out_size += rec.hsize + _padded(rec.size)
 
     first = indexes[k].compression
@@ -554,11 +553,6 @@ class _Deletions:
 
 def _padded(size: int) -> int:
     return (size + 511) & ~511
-
-
-def describe_inputs(layer: OutputLayer, digests: Sequence[str]) -> str:
-    """Short text naming the input layers of an output layer."""
-    return ", ".join(f"#{i} {short(digests[i])}" for i in layer.inputs)
 
 
 def removable_bytes(sizes: Sequence[int], media_types: Sequence[str],
