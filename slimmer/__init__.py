@@ -6,9 +6,10 @@
 
 from .api import SlimOptions, analyze, slim
 from .errors import (BlobError, InputError, LayerError, OutputError, ProfileError, SlimmerError,
-                     UsageError)
+                     TrustError, UsageError)
 from .report import ImageReport, LayerReport, Report
+from .trust.options import TrustOptions
 
-__all__ = ["slim", "analyze", "SlimOptions", "Report", "ImageReport", "LayerReport",
+__all__ = ["slim", "analyze", "SlimOptions", "TrustOptions", "Report", "ImageReport", "LayerReport",
            "SlimmerError", "UsageError", "ProfileError", "InputError", "BlobError",
-           "LayerError", "OutputError"]
+           "LayerError", "OutputError", "TrustError"]

@@ -22,6 +22,7 @@ from .report import ImageReport, Report, image_report
 from .scan import LayerIndex, scan_layer
 from .sinks.layout import LayoutSink
 from .sources.layout import LayoutSource
+from .trust.options import TrustOptions
 
 if TYPE_CHECKING:
     from .registry import RegistryOptions
@@ -187,14 +188,26 @@ def analyze(source: str | Source, options: SlimOptions | None = None, *,
 
 
 def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = None, *,
-         progress: ProgressFn | None = None, registry: RegistryOptions | None = None) -> Report:
+         progress: ProgressFn | None = None, registry: RegistryOptions | None = None,
+         trust: TrustOptions | None = None) -> Report:
     """Slim ``source`` into ``dest``: plan, build layers in parallel, write config, manifests
     and index, then point the destination tag at the result. On any error the destination is
-    left as it was and the error is raised."""
+    left as it was and the error is raised.
+
+    ``trust`` (registry references): verify the source's cosign signature before anything is
+    pushed; after the tag, attach the report and sign the new digest (``report.attachments``).
+    """
     options = options or SlimOptions()
     _check_options(options)
+    if trust is not None:
+        from .trust import remote
+        trust = trust.load()
+        remote.check_targets(trust, source, dest)
     src = open_source(source, registry)
     root = src.resolve([_platform(p) for p in options.platforms])
+    verified = None
+    if trust is not None and trust.verify_keys:
+        verified = remote.verify_source(src, root.descriptor.digest, trust, registry)
     profiles, matcher = _matcher(options)
     sink = open_sink(dest, registry)
     try:
@@ -223,8 +236,11 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     others: dict[str, Profile] = {}
     images = [image_report(image, plan, res, idx, others, options, manifest=m)
               for image, plan, res, idx, m in zip(root.images, plans, results, indexes, manifests)]
-    return Report("push", src.name, sink.name, root.descriptor.digest, top.digest, images,
-                  [p.name for p in profiles], _warnings(profiles, root))
+    report = Report("push", src.name, sink.name, root.descriptor.digest, top.digest, images,
+                    [p.name for p in profiles], _warnings(profiles, root), verified)
+    if trust is not None:
+        report.attachments = remote.publish(report, sink, top, trust, src, options, registry)
+    return report
 
 
 def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: SlimOptions,
@@ -254,6 +270,7 @@ def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: Slim
                 key = (ii, oi)
             if key not in futures:
                 futures[key] = job.pool.submit(build_layer, out, image.layers, sink,
+                                               scanned=plan.scanned,
                                                level=options.level, threads=threads,
                                                progress=progress)
             row.append(key)
@@ -285,5 +302,5 @@ def _warnings(profiles: Sequence[Profile], root: Root) -> list[str]:
     return out
 
 
-__all__ = ["SlimOptions", "slim", "analyze", "Report", "ImageReport", "SlimmerError",
-           "OutputLayer", "REBUILD"]
+__all__ = ["SlimOptions", "TrustOptions", "slim", "analyze", "Report", "ImageReport",
+           "SlimmerError", "OutputLayer", "REBUILD"]

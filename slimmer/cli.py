@@ -16,6 +16,7 @@ from .errors import SlimmerError, UsageError
 from .plan import DEFAULT_MERGE_THRESHOLD
 from .registry import RegistryOptions
 from .report import Report, human
+from .trust.cli import push_trust_options, trust_commands, trust_from_flags
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
@@ -190,13 +191,14 @@ def main() -> None:
 @click.argument("destination")
 @_slim_options
 @_registry_options
+@push_trust_options
 def push(source: str, destination: str, **kw: Any) -> None:
     """Slim SOURCE and write the result to DESTINATION."""
     def go() -> None:
         progress = _Progress()
         try:
             report = api.slim(source, destination, _options(kw), progress=progress,
-                              registry=_registry(kw))
+                              registry=_registry(kw), trust=trust_from_flags(kw))
         finally:
             progress.close()
         _emit(report, kw["json_out"])
@@ -241,6 +243,11 @@ def profiles(name: str | None, profile_files: tuple[str, ...]) -> None:
             raise ProfileError(f"unknown profile {name!r} (known: {', '.join(sorted(table))})")
         click.echo(render_profile(table[name]).rstrip("\n"))
     _run(go)
+
+
+# Trust: slim verify / report (slimmer/trust), with the same registry flags.
+for _command in trust_commands(_registry_options, _registry, _run):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,7 @@ wasted in the input. Rendered as a human table or as JSON (schema ``slimmer.repo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 from .compress import LayerResult
@@ -58,6 +58,17 @@ class ImageReport:
     other_profiles: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """Something written next to the pushed image: its cosign ``signature`` or the ``report``
+    artifact; ``reference`` is where it lives, ``note`` a human detail (key, referrers tag)."""
+
+    kind: str
+    reference: str
+    digest: str
+    note: str = ""
+
+
 @dataclass
 class Report:
     """The result of ``slim`` (mode "push") or ``analyze`` (mode "analyze")."""
@@ -70,6 +81,11 @@ class Report:
     images: list[ImageReport]
     profiles: list[str]
     warnings: list[str]
+    #: The source signatures checked before slimming (key_id, algorithm, signature,
+    #: docker_reference), or None when the source was not verified.
+    source_signatures: list[dict[str, Any]] | None = None
+    #: Written after the push (signature, report artifact); not part of ``to_dict``.
+    attachments: list[Attachment] = field(default_factory=list)
 
     @property
     def size_before(self) -> int:
@@ -82,8 +98,25 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; see README "Report JSON" for the schema."""
-        return {"schema": SCHEMA, **asdict(self), "size_before": self.size_before,
+        doc = asdict(self)
+        del doc["attachments"]
+        return {"schema": SCHEMA, **doc, "size_before": self.size_before,
                 "size_after": self.size_after}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "Report":
+        """The inverse of ``to_dict`` (e.g. for a report fetched from a registry); raises
+        ValueError when ``doc`` is not a ``slimmer.report/v1`` document."""
+        if not isinstance(doc, Mapping) or doc.get("schema") != SCHEMA:
+            raise ValueError(f"not a {SCHEMA} document")
+        try:
+            images = [ImageReport(**{**_pick(ImageReport, img),
+                                     "layers": [LayerReport(**_pick(LayerReport, ly))
+                                                for ly in img["layers"]]})
+                      for img in doc["images"]]
+            return cls(**{**_pick(cls, doc, {"images", "attachments"}), "images": images})
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed {SCHEMA} document ({exc})") from exc
 
     def render_text(self) -> str:
         """Human summary."""
@@ -150,9 +183,22 @@ class Report:
                     lines.append(f"    {name:<20} {human(size):>10}")
         for w in self.warnings:
             lines.append(f"warning: {w}")
+        for sig in self.source_signatures or ():
+            lines.append(f"source signature verified: key {str(sig.get('key_id'))[:16]} "
+                         f"({sig.get('algorithm')}), signed {sig.get('docker_reference')}")
         if self.digest:
             lines.append(f"digest: {self.digest}")
+        for att in self.attachments:
+            lines.append(f"{att.kind}: {att.reference}" + (f" ({att.note})" if att.note else ""))
         return "\n".join(lines) + "\n"
+
+
+def _pick(cls: Any, doc: Mapping[str, Any], skip: set[str] | None = None) -> dict[str, Any]:
+    """The dataclass fields of ``cls`` present in ``doc`` (missing ones must have defaults)."""
+    if not isinstance(doc, Mapping):
+        raise TypeError(f"{cls.__name__}: not an object")
+    skip = skip or set()
+    return {f.name: doc[f.name] for f in fields(cls) if f.name in doc and f.name not in skip}
 
 
 def human(n: int | None) -> str:

@@ -90,6 +90,13 @@ class RegistryClient:
     def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str,
                      scopes: frozenset[str], what: str) -> str:
         """PUT exact manifest bytes under a tag or digest; returns (and checks) the digest."""
+        self.push_manifest(repository, reference, raw, media_type, scopes, what)
+        return sha256_digest(raw)
+
+    def push_manifest(self, repository: str, reference: str, raw: bytes, media_type: str,
+                      scopes: frozenset[str], what: str) -> httpx.Headers:
+        """Like ``put_manifest``, returning the reply's headers (``OCI-Subject`` says the
+        registry indexed the manifest's ``subject`` for the referrers API)."""
         digest = sha256_digest(raw)
         response = self.session.send(
             "PUT", self._url(repository, "manifests", reference), what=what, scopes=scopes,
@@ -101,7 +108,29 @@ class RegistryClient:
         if header and header != digest:
             raise RegistryError(f"{what}: registry stored {short(header)}, expected "
                                 f"{short(digest)}")
-        return digest
+        return response.headers
+
+    def get_referrers(self, repository: str, digest: str, scopes: frozenset[str],
+                      what: str) -> bytes | None:
+        """The referrers index of ``digest`` from the referrers API (distribution-spec 1.1), or
+        None when the registry has no such API (it answers 404: a registry with the API
+        answers an empty index for an unknown digest)."""
+        response = self.session.send("GET", self._url(repository, "referrers", digest),
+                                     what=what, scopes=scopes, headers={"Accept": OCI_INDEX},
+                                     stream=True)
+        try:
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise self.session.fail(response, what)
+            media_type = response.headers.get("content-type", "").split(";")[0].strip()
+            if media_type != OCI_INDEX:
+                return None       # not the referrers API (e.g. a catch-all web page)
+            return _read_limited(response, MANIFEST_LIMIT, what, raw=False)
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"{what}: connection lost: {exc}") from exc
+        finally:
+            response.close()
 
     # -- blobs --------------------------------------------------------------------------------
 

@@ -9,6 +9,9 @@ docstring for its interface and the format facts behind it.
   other signatures), and ``verify_image_signatures`` ("who signed what").
 - :mod:`.referrers`: the "what was removed" report as an OCI artifact with ``subject``, and the
   referrers tag fallback index.
+- :mod:`.options`: ``TrustOptions``, what ``slim(..., trust=)``, the CLI and the hook pass.
+- :mod:`.remote` (imported on demand): the same against a registry: fetch and verify ``.sig``
+  tags, sign a pushed image, attach and fetch the report artifact.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from .cosign import (SIGNATURE_ANNOTATION, SignatureCheck, SignatureEntry, Signa
                      verify_image_signatures, verify_signature)
 from .keys import (PrivateKey, PublicKey, load_private_key, load_private_key_file,
                    load_public_key, load_public_key_file, read_password)
+from .options import TrustOptions
 from .payload import (COSIGN_SIGNATURE_TYPE, SIMPLESIGNING_MEDIA_TYPE, SimpleSigningPayload,
                       build_payload, parse_payload)
 from .referrers import (REPORT_ARTIFACT_TYPE, REPORT_MEDIA_TYPE, Artifact, IndexUpdate,
@@ -34,5 +38,5 @@ __all__ = [
     "SIMPLESIGNING_MEDIA_TYPE", "SimpleSigningPayload", "build_payload", "parse_payload",
     "REPORT_ARTIFACT_TYPE", "REPORT_MEDIA_TYPE", "Artifact", "IndexUpdate",
     "build_report_artifact", "list_referrers", "referrer_descriptor", "referrers_tag",
-    "report_layer", "update_referrers_index",
+    "report_layer", "update_referrers_index", "TrustOptions",
 ]

@@ -1,0 +1,398 @@
+"""Trust against a registry: fetch and verify cosign signatures, sign a pushed image, attach and
+fetch the report artifact. The formats live in :mod:`.cosign` and :mod:`.referrers`; this module
+only moves their bytes.
+
+Public interface
+----------------
+``RemoteRepository(ref, options, side, push)``  one repository: manifests, small blobs, referrers
+``verify_remote(repo, digest, keys, required_annotations=None, check_reference=True)``
+    -> VerificationResult for the ``sha256-<hex>.sig`` tag of ``digest`` (TrustError if absent)
+``sign_remote(repo, digest, key, optional) -> Attachment``  append a signature to the ``.sig`` tag
+``attach_report(repo, subject, report, created) -> Attachment``  push the report artifact, listed
+    by the referrers API or, where the registry has none, in the referrers tag fallback index
+``find_reports(repo, digest) -> list[Descriptor]`` / ``fetch_report(repo, digest, ...) -> bytes``
+``verify_source(...)`` / ``publish(...)``  the two steps ``slim`` runs around a push
+
+Order of writes in ``publish`` (after the image is pushed and tagged): the report artifact (blobs,
+manifest by digest, then the fallback index tag), then the signature (payload blob, config, then
+the ``.sig`` manifest under its tag). Signing last means a signature is only ever written for an
+image whose report is attached, and the signed payload names that report's digest.
+
+Concurrent writers of the same ``.sig`` or referrers tag can lose each other's entries
+(read-modify-write without conditional requests, which CNCF distribution 2.8 does not offer);
+cosign has the same race.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any, BinaryIO, Mapping, Sequence, cast
+
+from ..digest import VerifyingReader, sha256_digest, short
+from ..errors import NotFoundError, RegistryError, SlimmerError, TrustError, UsageError
+from ..model import MANIFEST_TYPES, OCI_INDEX, Descriptor, dump_json, sniff_media_type
+from ..refs import LayoutRef, RegistryRef, parse_reference
+from ..registry.auth import repository_scope
+from ..registry.blobstream import ResumingBlobStream
+from ..registry.client import RegistryClient
+from ..registry.options import RegistryOptions, Side
+from ..report import Attachment, Report
+from .cosign import (VerificationResult, append_signature, sign_payload, signature_tag,
+                     verify_image_signatures)
+from .keys import PrivateKey, PublicKey
+from .options import TrustOptions
+from .payload import MAX_PAYLOAD_BYTES, build_payload
+from .referrers import (REPORT_ARTIFACT_TYPE, build_report_artifact, list_referrers,
+                        referrers_tag, report_layer, update_referrers_index)
+
+#: Manifest annotation of a report artifact: sha256 of the report JSON (shown in referrer lists).
+REPORT_DIGEST_ANNOTATION = "vnd.slimmer.report.digest"
+#: Largest report accepted from a registry (it lists every removed path).
+REPORT_LIMIT = 256 << 20
+_CHUNK = 1 << 20
+_GENERIC_TYPES = frozenset({"", "application/json", "text/plain", "application/octet-stream"})
+
+
+class RemoteRepository:
+    """One repository on a registry, for the small documents trust reads and writes."""
+
+    def __init__(self, ref: RegistryRef, options: RegistryOptions | None = None,
+                 side: Side = "source", push: bool = False,
+                 client: RegistryClient | None = None) -> None:
+        self.ref = ref
+        self.name = ref.name
+        self.options = options or RegistryOptions()
+        self._own_client = client is None
+        self.client = client or RegistryClient.for_ref(ref, self.options, side)
+        self.scopes = frozenset({repository_scope(ref.repository,
+                                                  "pull,push" if push else "pull")})
+
+    def close(self) -> None:
+        if self._own_client:
+            self.client.close()
+
+    def __enter__(self) -> "RemoteRepository":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def manifest(self, reference: str, what: str) -> tuple[bytes, str, str] | None:
+        """Exact bytes, media type and digest of a manifest, or None if there is none."""
+        try:
+            return self.client.get_manifest(self.ref.repository, reference, self.scopes, what)
+        except NotFoundError:
+            return None
+
+    def top(self) -> Descriptor:
+        """What the reference names (manifest or index): media type, digest, size."""
+        what = f"reading {self.ref}"
+        raw, media_type, digest = self.client.get_manifest(self.ref.repository,
+                                                           self.ref.reference, self.scopes, what)
+        if media_type in _GENERIC_TYPES:
+            media_type = sniff_media_type(raw, what)
+        return Descriptor(media_type, digest, len(raw))
+
+    def blob(self, digest: str, limit: int, what: str, size: int | None = None) -> bytes:
+        """A small blob's verified bytes (at most ``limit``)."""
+        if size is not None and size > limit:
+            raise TrustError(f"{what}: {size} bytes is over the {limit}-byte limit")
+        raw = ResumingBlobStream(self.client, self.ref.repository, digest, size, self.scopes,
+                                 what)
+        chunks: list[bytes] = []
+        total = 0
+        with VerifyingReader(cast(BinaryIO, raw), digest, size, what) as stream:
+            while True:
+                chunk = stream.read(_CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > limit:
+                    raise TrustError(f"{what}: more than the {limit}-byte limit")
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def referrers(self, digest: str, what: str) -> bytes | None:
+        """The referrers API answer for ``digest``, or None where the registry has no API."""
+        return self.client.get_referrers(self.ref.repository, digest, self.scopes, what)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def put_blob(self, digest: str, data: bytes, what: str) -> None:
+        """Upload a small blob unless the repository has it."""
+        if sha256_digest(data) != digest:
+            raise TrustError(f"{what}: blob bytes do not match {short(digest)}")
+        if self.client.blob_size(self.ref.repository, digest, self.scopes, what) is None:
+            self.client.upload(self.ref.repository, digest, data, len(data), self.scopes, what)
+
+    def put_manifest(self, reference: str, raw: bytes, media_type: str,
+                     what: str) -> Mapping[str, str]:
+        """PUT a manifest under a tag or digest; returns the reply headers."""
+        return self.client.push_manifest(self.ref.repository, reference, raw, media_type,
+                                         self.scopes, what)
+
+
+# --- signatures -------------------------------------------------------------------------------
+
+def _at(repo: RemoteRepository, digest: str) -> str:
+    return f"{repo.name}@{digest}"
+
+
+def verify_remote(repo: RemoteRepository, digest: str, keys: Sequence[PublicKey],
+                  required_annotations: Mapping[str, Any] | None = None,
+                  check_reference: bool = True) -> VerificationResult:
+    """Check every signature in ``repo``'s ``sha256-<hex>.sig`` tag for ``digest``.
+
+    With ``check_reference`` a signature counts only if its ``docker-reference`` names this
+    repository (see :mod:`.cosign`). Raises TrustError when there is no signature tag.
+    """
+    tag = signature_tag(digest)
+    what = f"reading signatures of {_at(repo, short(digest))}"
+    got = repo.manifest(tag, what)
+    if got is None:
+        raise TrustError(f"no signature for {_at(repo, digest)}: {repo.name} has no tag {tag}")
+    raw = got[0]
+
+    def fetch(layer: str) -> bytes:
+        return repo.blob(layer, MAX_PAYLOAD_BYTES, f"{what}: payload {short(layer)}")
+
+    try:
+        return verify_image_signatures(raw, fetch, digest, keys,
+                                       repo.name if check_reference else None,
+                                       required_annotations)
+    except TrustError as exc:
+        raise TrustError(f"{what}: {exc}") from exc
+
+
+def sign_remote(repo: RemoteRepository, digest: str, key: PrivateKey,
+                optional: Mapping[str, Any] | None = None) -> Attachment:
+    """Sign ``digest`` for ``repo`` and append the signature to its ``.sig`` tag (other
+    signatures are kept; the same key signing the same payload again adds nothing)."""
+    tag = signature_tag(digest)
+    what = f"signing {_at(repo, short(digest))}"
+    payload = build_payload(repo.name, digest, dict(optional) if optional else None)
+    signature = sign_payload(key, payload)
+    existing = repo.manifest(tag, f"{what}: reading {tag}")
+    if existing is not None and existing[1] not in MANIFEST_TYPES:
+        raise TrustError(f"{what}: {repo.name}:{tag} is a {existing[1] or 'document'} "
+                         "of unknown type, not a signature manifest")
+    manifest = append_signature(existing[0] if existing else None, payload, signature,
+                                public_key=key.public)
+    if manifest.changed:
+        for blob_digest, data in manifest.blobs.items():
+            repo.put_blob(blob_digest, data, f"{what}: pushing blob {short(blob_digest)}")
+        repo.put_manifest(tag, manifest.manifest, manifest.media_type, f"{what}: pushing {tag}")
+    count = len(manifest.layers)
+    note = (f"key {key.public.short_id}, {count} signature{'s' if count != 1 else ''}"
+            + ("" if manifest.changed else ", already signed"))
+    return Attachment("signature", f"{repo.name}:{tag}", manifest.digest, note)
+
+
+# --- the report artifact ----------------------------------------------------------------------
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def find_reports(repo: RemoteRepository, digest: str) -> list[Descriptor]:
+    """Report artifacts referring to ``digest``: from the referrers API, else from the
+    referrers tag; listed order (oldest first as written)."""
+    what = f"listing referrers of {_at(repo, short(digest))}"
+    index = repo.referrers(digest, what)
+    if index is None:
+        got = repo.manifest(referrers_tag(digest), what)
+        if got is None:
+            return []
+        index = got[0]
+    try:
+        return list_referrers(index, REPORT_ARTIFACT_TYPE)
+    except TrustError as exc:
+        raise TrustError(f"{what}: {exc}") from exc
+
+
+def attach_report(repo: RemoteRepository, subject: Descriptor, report: bytes,
+                  created: str | None = None) -> Attachment:
+    """Push ``report`` as an artifact whose ``subject`` is the image; list it in the referrers
+    tag unless the registry indexed it itself (``OCI-Subject``). A report with the same bytes
+    already attached is not pushed again."""
+    what = f"attaching the report to {_at(repo, short(subject.digest))}"
+    report_digest = sha256_digest(report)
+    for desc in find_reports(repo, subject.digest):
+        if (desc.annotations or {}).get(REPORT_DIGEST_ANNOTATION) == report_digest:
+            return Attachment("report", _at(repo, desc.digest), desc.digest,
+                              "already attached")
+    artifact = build_report_artifact(report, subject, created or _now(),
+                                     {REPORT_DIGEST_ANNOTATION: report_digest})
+    for blob_digest, data in artifact.blobs.items():
+        repo.put_blob(blob_digest, data, f"{what}: pushing blob {short(blob_digest)}")
+    headers = repo.put_manifest(artifact.digest, artifact.manifest, artifact.media_type,
+                                f"{what}: pushing artifact {short(artifact.digest)}")
+    if headers.get("oci-subject") == subject.digest:
+        return Attachment("report", _at(repo, artifact.digest), artifact.digest,
+                          "referrers API")
+    tag = referrers_tag(subject.digest)
+    existing = repo.manifest(tag, f"{what}: reading referrers tag {tag}")
+    try:
+        update = update_referrers_index(existing[0] if existing else None, artifact.descriptor)
+    except TrustError as exc:
+        raise TrustError(f"{what}: {repo.name}:{tag}: {exc}") from exc
+    if update.changed:
+        repo.put_manifest(tag, update.raw, OCI_INDEX, f"{what}: pushing referrers tag {tag}")
+    return Attachment("report", _at(repo, artifact.digest), artifact.digest,
+                      f"referrers tag {tag}")
+
+
+def fetch_report(repo: RemoteRepository, digest: str,
+                 wanted: Sequence[str] | None = None) -> bytes:
+    """The newest report attached to ``digest`` (or, with ``wanted``, the newest whose JSON
+    has one of those sha256 digests); TrustError when there is none."""
+    what = f"reading the report of {_at(repo, short(digest))}"
+    candidates = find_reports(repo, digest)
+    if not candidates:
+        raise TrustError(f"no report attached to {_at(repo, digest)}")
+    for desc in reversed(candidates):
+        got = repo.manifest(desc.digest, f"{what}: artifact {short(desc.digest)}")
+        if got is None:
+            continue
+        try:
+            layer = report_layer(got[0])
+        except TrustError as exc:
+            raise TrustError(f"{what}: artifact {short(desc.digest)}: {exc}") from exc
+        if wanted is not None and layer.digest not in wanted:
+            continue
+        return repo.blob(layer.digest, REPORT_LIMIT, f"{what}: blob {short(layer.digest)}",
+                         layer.size)
+    if wanted is not None:
+        raise TrustError(f"no report attached to {_at(repo, digest)} matches the digest "
+                         f"recorded by its signature ({', '.join(short(w) for w in wanted)})")
+    raise TrustError(f"no readable report attached to {_at(repo, digest)}")
+
+
+# --- the steps around slim() --------------------------------------------------------------------
+
+def registry_ref_of(target: Any) -> RegistryRef | None:
+    """The registry reference of a source/sink or reference string, or None (a layout)."""
+    if isinstance(target, str):
+        parsed = parse_reference(target)
+        return parsed if isinstance(parsed, RegistryRef) else None
+    ref = getattr(target, "ref", None)
+    return ref if isinstance(ref, RegistryRef) else None
+
+
+def check_targets(trust: TrustOptions, source: Any, dest: Any) -> None:
+    """UsageError before any work when an option needs a registry the reference is not."""
+    if trust.verify_keys and registry_ref_of(source) is None:
+        raise UsageError("verifying the source signature needs a registry source "
+                         "(cosign keeps signatures in the registry, under sha256-<hex>.sig)")
+    if registry_ref_of(dest) is None:
+        if trust.sign_key is not None:
+            raise UsageError("signing needs a registry destination (cosign signatures are "
+                             "stored in the registry next to the image)")
+        if trust.attach_report:
+            raise UsageError("attaching the report needs a registry destination; use "
+                             "--json FILE to keep the report of a layout push")
+
+
+def source_reference(source: Any, digest: str) -> str:
+    """``HOST/REPO@DIGEST`` (or ``oci:DIR@DIGEST``): the source as the signature records it."""
+    ref = registry_ref_of(source)
+    if ref is not None:
+        return f"{ref.name}@{digest}"
+    layout = getattr(source, "ref", None)
+    if isinstance(layout, LayoutRef):
+        return str(LayoutRef(layout.path, None, digest))
+    return f"{getattr(source, 'name', source)}@{digest}"
+
+
+def verify_source(source: Any, digest: str, trust: TrustOptions,
+                  registry: RegistryOptions | None = None) -> list[dict[str, Any]]:
+    """Require a valid signature by one of ``trust``'s keys on the source's ``digest``
+    (signed for its repository); returns the valid signatures for the report."""
+    ref = registry_ref_of(source)
+    if ref is None:  # check_targets ran first
+        raise UsageError("verifying the source signature needs a registry source")
+    client = getattr(source, "client", None)
+    options = getattr(source, "options", None) or registry
+    with RemoteRepository(ref, options, "source",
+                          client=client if isinstance(client, RegistryClient) else None) as repo:
+        try:
+            result = verify_remote(repo, digest, trust.public_keys).require_valid()
+        except TrustError as exc:
+            raise TrustError(f"verifying source {ref}: {exc}") from exc
+    return [{"key_id": c.key.key_id, "algorithm": c.key.algorithm,
+             "signature": c.layer_digest, "docker_reference": c.payload.docker_reference}
+            for c in result.valid if c.key is not None and c.payload is not None]
+
+
+def signed_options(report: Report, source: str, report_digest: str | None,
+                   options: Any, extra: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The payload ``optional`` section: source, slim options summary, report digest, extras.
+    Every value is a string so ``cosign verify -a key=value`` can check it."""
+    out = dict(extra)
+    out.update({"source": source,
+                "profiles": ",".join(report.profiles) or "none",
+                "merge": str(getattr(options, "merge", "")),
+                "compression": str(getattr(options, "compression", ""))})
+    if report_digest:
+        out["report"] = report_digest
+    return out
+
+
+def report_bytes(report: Report) -> bytes:
+    """The report as attached: ``report.to_dict()`` as compact JSON with sorted keys."""
+    return dump_json(report.to_dict())
+
+
+def publish(report: Report, sink: Any, top: Descriptor, trust: TrustOptions, source: Any,
+            options: Any, registry: RegistryOptions | None = None) -> list[Attachment]:
+    """After the push and the tag: attach the report, then sign (see the module docstring).
+
+    Errors say that the image itself was pushed."""
+    ref = registry_ref_of(sink)
+    attach = trust.attach_report if trust.attach_report is not None else ref is not None
+    key = trust.private_key
+    if ref is None or (not attach and key is None):
+        return []
+    out: list[Attachment] = []
+    sink_options = getattr(sink, "options", None) or registry
+    try:
+        with RemoteRepository(ref, sink_options, "dest", push=True) as repo:
+            report_digest = None
+            if attach:
+                data = report_bytes(report)
+                report_digest = sha256_digest(data)
+                out.append(attach_report(repo, top, data, trust.report_created))
+            if key is not None:
+                optional = signed_options(report, source_reference(source, report.source_digest),
+                                          report_digest, options, trust.sign_annotations)
+                out.append(sign_remote(repo, top.digest, key, optional))
+    except SlimmerError as exc:
+        cls = type(exc) if isinstance(exc, (TrustError, RegistryError)) else TrustError
+        message = f"{_at_ref(ref, top.digest)} was pushed, but {exc}"
+        err = cls(message, exc.status) if isinstance(exc, RegistryError) else cls(message)
+        raise err from exc
+    return out
+
+
+def _at_ref(ref: RegistryRef, digest: str) -> str:
+    return f"{ref}@{short(digest)}" if ref.tag else f"{ref.name}@{short(digest)}"
+
+
+def parse_json_report(data: bytes, what: str) -> dict[str, Any]:
+    """A fetched report as a JSON object (TrustError if it is not one)."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TrustError(f"{what}: not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise TrustError(f"{what}: not a JSON object")
+    return doc
+
+
+__all__ = ["REPORT_DIGEST_ANNOTATION", "RemoteRepository", "attach_report", "check_targets",
+           "fetch_report", "find_reports", "parse_json_report", "publish", "registry_ref_of",
+           "report_bytes", "sign_remote", "signed_options", "source_reference",
+           "verify_remote", "verify_source"]
