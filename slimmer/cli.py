@@ -250,5 +250,12 @@ for _command in trust_commands(_registry_options, _registry, _run):
     main.add_command(_command)
 
 
+# The registry hook: slim serve / worker / jobs (slimmer/hook), with the same registry flags.
+from .hook.cli import hook_commands  # noqa: E402
+
+for _command in hook_commands(_registry_options, _registry, _run):
+    main.add_command(_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

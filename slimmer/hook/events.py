@@ -1,0 +1,156 @@
+"""Parse registry notifications into push events: CNCF distribution's envelope (v1 and v2
+media types) and Harbor's ``PUSH_ARTIFACT`` webhook (default and CloudEvents formats).
+
+Parsing is pure: bytes in, ``PushEvent`` records and reasons for skipped events out. A body
+that is not one of these formats raises ``EventError`` (the server answers 400 with its text).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+from ..model import INDEX_TYPES, MANIFEST_TYPES
+
+#: Envelope media types sent by distribution 2.x (v1) and 3.x (v2); the JSON is the same shape.
+DISTRIBUTION_V1 = "application/vnd.docker.distribution.events.v1+json"
+DISTRIBUTION_V2 = "application/vnd.docker.distribution.events.v2+json"
+#: Content types the webhook accepts (Harbor sends plain JSON).
+ACCEPTED_TYPES = frozenset({DISTRIBUTION_V1, DISTRIBUTION_V2, "application/json",
+                            "application/cloudevents+json"})
+HARBOR_PUSH = "PUSH_ARTIFACT"
+HARBOR_CLOUDEVENT_PUSH = "harbor.artifact.pushed"
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class EventError(ValueError):
+    """The body is not a notification this hook understands; the text says why."""
+
+
+@dataclass(frozen=True)
+class PushEvent:
+    """A manifest or index pushed under a tag, as the registry reported it.
+
+    ``registry`` is the address the registry advertised (``HOST[:PORT]``), if any;
+    ``media_type`` is None when the sender does not say (Harbor).
+    """
+
+    repository: str
+    tag: str
+    digest: str
+    registry: str | None
+    media_type: str | None = None
+    user_agent: str | None = None
+    event_id: str | None = None
+    sender: str = "distribution"
+
+
+@dataclass
+class Parsed:
+    """What one request body held: push events to consider, and why the others were skipped."""
+
+    pushes: list[PushEvent]
+    skipped: list[str]
+
+
+def parse_notification(body: bytes, content_type: str | None = None) -> Parsed:
+    """Parse a notification body; raise EventError when it is not JSON of a known shape."""
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    if ctype and ctype not in ACCEPTED_TYPES:
+        raise EventError(f"unsupported content type {ctype!r}")
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EventError(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise EventError("body is not a JSON object")
+    if "events" in doc:
+        return _distribution(doc)
+    if doc.get("type") == HARBOR_CLOUDEVENT_PUSH or "specversion" in doc:
+        return _harbor(doc.get("data"), doc.get("type"), HARBOR_CLOUDEVENT_PUSH)
+    if "type" in doc and "event_data" in doc:
+        return _harbor(doc.get("event_data"), doc.get("type"), HARBOR_PUSH)
+    raise EventError("not a distribution event envelope ({\"events\": [...]}) "
+                     "or a Harbor webhook ({\"type\": ..., \"event_data\": ...})")
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _distribution(doc: dict[str, Any]) -> Parsed:
+    events = doc["events"]
+    if not isinstance(events, list):
+        raise EventError("\"events\" is not a list")
+    out = Parsed([], [])
+    for n, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise EventError(f"event {n} is not a JSON object")
+        target = event.get("target")
+        request: dict[str, Any] = event["request"] if isinstance(event.get("request"), dict) \
+            else {}
+        if not isinstance(target, dict):
+            out.skipped.append("no target")
+            continue
+        action = event.get("action")
+        media_type = _str(target.get("mediaType"))
+        if action != "push":
+            out.skipped.append(f"action {action!r}")
+            continue
+        if media_type not in MANIFEST_TYPES and media_type not in INDEX_TYPES:
+            out.skipped.append(f"not a manifest push ({media_type})")
+            continue
+        repository, tag, digest = (_str(target.get(k)) for k in ("repository", "tag", "digest"))
+        if not tag:
+            out.skipped.append("push by digest (no tag)")
+            continue
+        if not repository or not digest or not _DIGEST_RE.match(digest):
+            out.skipped.append("incomplete target (repository or digest missing)")
+            continue
+        out.pushes.append(PushEvent(repository, tag, digest,
+                                    _registry_of(_str(target.get("url")),
+                                                 _str(request.get("host"))),
+                                    media_type, _str(request.get("useragent")),
+                                    _str(event.get("id")), "distribution"))
+    return out
+
+
+def _registry_of(url: str | None, host: str | None) -> str | None:
+    """``HOST[:PORT]`` from the event's ``target.url``, else ``request.host``."""
+    if url:
+        netloc = urllib.parse.urlsplit(url).netloc
+        if netloc:
+            return netloc.rsplit("@", 1)[-1]
+    return host
+
+
+def _harbor(data: Any, kind: Any, push_type: str) -> Parsed:
+    if kind != push_type:
+        return Parsed([], [f"Harbor event {kind!r}"])
+    if not isinstance(data, dict):
+        raise EventError("Harbor webhook without an event_data/data object")
+    repo = data.get("repository")
+    resources = data.get("resources")
+    if not isinstance(repo, dict) or not isinstance(resources, list):
+        raise EventError("Harbor webhook without repository or resources")
+    full = _str(repo.get("repo_full_name"))
+    if full is None and _str(repo.get("namespace")) and _str(repo.get("name")):
+        full = f"{repo['namespace']}/{repo['name']}"
+    out = Parsed([], [])
+    for resource in resources:
+        if not isinstance(resource, dict):
+            raise EventError("Harbor resource is not a JSON object")
+        tag, digest = _str(resource.get("tag")), _str(resource.get("digest"))
+        if not tag:
+            out.skipped.append("push by digest (no tag)")
+            continue
+        if not full or not digest or not _DIGEST_RE.match(digest):
+            out.skipped.append("incomplete Harbor resource (repository or digest missing)")
+            continue
+        url = _str(resource.get("resource_url"))
+        registry = url.split("/", 1)[0] if url and "/" in url else None
+        out.pushes.append(PushEvent(full, tag, digest, registry, None, None, None, "harbor"))
+    return out

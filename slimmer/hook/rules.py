@@ -1,0 +1,201 @@
+"""Rules: which pushed repositories get a slim counterpart, where it goes, and with which
+options. Also the inverse: whether a pushed reference looks like something a rule produced
+(loop prevention).
+
+Repository globs: ``*`` matches within one path component, ``**`` across components, ``?``
+one character. Destination templates use ``{registry}``, ``{repo}``, ``{tag}`` and
+``{digest}`` (the digest as a tag-safe ``sha256-HEX``); a template whose first component is
+not a host (``{repo}:{tag}-slim``) stays on the source registry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from ..api import SlimOptions
+from ..errors import UsageError
+from ..refs import parse_registry_reference
+
+PLACEHOLDERS = ("registry", "repo", "tag", "digest")
+_PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+#: What each placeholder can expand to, for recognising produced references.
+_PLACEHOLDER_PATTERNS = {"registry": r"[^/]+", "repo": r"[a-z0-9._/-]+",
+                         "tag": r"[A-Za-z0-9_][A-Za-z0-9._-]*", "digest": r"sha256-[0-9a-f]{64}"}
+#: Tags cosign and friends use for signatures, attestations and SBOMs: never images to slim.
+DEFAULT_EXCLUDE_TAGS = ("sha256-*",)
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a repository or tag glob (``*`` within a component, ``**`` across)."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("^" + "".join(out) + "$")
+
+
+def _full_template(template: str) -> str:
+    """The template with ``{registry}/`` in front unless it names a registry itself."""
+    first = template.split("/", 1)[0]
+    if "/" in template and (first == "{registry}" or "." in first or ":" in first
+                            or first == "localhost"):
+        return template
+    return "{registry}/" + template
+
+
+def check_template(template: str) -> str:
+    """Validate a destination template; returns it, or raises UsageError."""
+    names = _PLACEHOLDER_RE.findall(template)
+    unknown = [n for n in names if n not in PLACEHOLDERS]
+    if unknown:
+        raise UsageError(f"destination {template!r}: unknown placeholder {{{unknown[0]}}} "
+                         f"(known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})")
+    if "{" in _PLACEHOLDER_RE.sub("", template) or "}" in _PLACEHOLDER_RE.sub("", template):
+        raise UsageError(f"destination {template!r}: unbalanced braces")
+    if ":" not in _PLACEHOLDER_RE.sub("x", template).rsplit("/", 1)[-1]:
+        raise UsageError(f"destination {template!r} must end in a tag, e.g. "
+                         "'{repo}:{tag}-slim' or 'slim/{repo}:{tag}'")
+    sample = render_template(template, "registry.example:5000", "team/app", "1.0",
+                             "sha256:" + "0" * 64)
+    parse_registry_reference(sample)  # UsageError on a malformed result
+    return template
+
+
+def render_template(template: str, registry: str, repository: str, tag: str,
+                    digest: str) -> str:
+    """Fill a destination template (plain substitution, no format-string evaluation)."""
+    values = {"registry": registry, "repo": repository, "tag": tag,
+              "digest": digest.replace(":", "-", 1)}
+    return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], _full_template(template))
+
+
+def template_regex(template: str) -> re.Pattern[str]:
+    """A regex matching every ``REGISTRY/REPO:TAG`` the template can produce."""
+    parts = []
+    pos = 0
+    full = _full_template(template)
+    for m in _PLACEHOLDER_RE.finditer(full):
+        parts.append(re.escape(full[pos:m.start()]))
+        parts.append(_PLACEHOLDER_PATTERNS[m.group(1)])
+        pos = m.end()
+    parts.append(re.escape(full[pos:]))
+    return re.compile("^" + "".join(parts) + "$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Repositories matching ``match`` (and a tag matching ``tags`` but none of
+    ``exclude_tags``) are slimmed with ``options`` into ``destination``."""
+
+    match: str
+    destination: str
+    options: SlimOptions = field(default_factory=SlimOptions)
+    tags: tuple[str, ...] = ("*",)
+    exclude_tags: tuple[str, ...] = DEFAULT_EXCLUDE_TAGS
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        check_template(self.destination)
+        if not self.name:
+            object.__setattr__(self, "name", self.match)
+
+    def applies(self, repository: str, tag: str) -> bool:
+        return (bool(glob_regex(self.match).match(repository))
+                and any(glob_regex(t).match(tag) for t in self.tags)
+                and not any(glob_regex(t).match(tag) for t in self.exclude_tags))
+
+    def produces(self, reference: str) -> bool:
+        """Whether ``REGISTRY/REPO:TAG`` could be this rule's output."""
+        return bool(template_regex(self.destination).match(reference))
+
+    def destination_for(self, registry: str, repository: str, tag: str, digest: str) -> str:
+        return render_template(self.destination, registry, repository, tag, digest)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one push: a job (rule and destination), or a reason to ignore it."""
+
+    rule: Rule | None
+    destination: str | None
+    reason: str
+
+
+def decide(rules: Sequence[Rule], registry: str, repository: str, tag: str, digest: str,
+           aliases: Sequence[str] = ()) -> Decision:
+    """Pick the first rule for a push, unless the push looks like a rule's own output.
+
+    ``aliases`` are other names of the same registry (the advertised host when the worker
+    uses an override), all checked for produced references.
+    """
+    for name in (registry, *aliases):
+        ref = f"{name}/{repository}:{tag}"
+        for rule in rules:
+            if rule.produces(ref):
+                return Decision(None, None, f"produced by rule {rule.name!r}")
+    for rule in rules:
+        if rule.applies(repository, tag):
+            dest = rule.destination_for(registry, repository, tag, digest)
+            try:
+                parse_registry_reference(dest)
+            except UsageError as exc:
+                return Decision(None, None, f"rule {rule.name!r}: {exc}")
+            return Decision(rule, dest, "matched")
+    return Decision(None, None, "no rule matches")
+
+
+def job_id(source: str, destination: str) -> str:
+    """Stable id of the job that slims ``source`` (pinned by digest) into ``destination``."""
+    return hashlib.sha256(f"{source}\n{destination}".encode()).hexdigest()[:20]
+
+
+# -- options <-> plain data --------------------------------------------------------------------
+
+_OPTION_FIELDS = {f.name: f for f in dataclasses.fields(SlimOptions)}
+_TUPLE_FIELDS = {n for n, f in _OPTION_FIELDS.items() if str(f.type).startswith("tuple")}
+
+
+def options_from_mapping(data: Mapping[str, Any], base: SlimOptions | None = None,
+                         where: str = "options") -> SlimOptions:
+    """SlimOptions from a TOML table or JSON object (lists for tuple fields)."""
+    from ..cli import parse_size  # the same size syntax as the CLI (16MiB, 10MB)
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in _OPTION_FIELDS:
+            raise UsageError(f"{where}: unknown option {key!r} (known: "
+                             f"{', '.join(sorted(_OPTION_FIELDS))})")
+        if name in _TUPLE_FIELDS:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise UsageError(f"{where}: {key} must be a string or a list of strings")
+            value = tuple(value)
+        elif name == "merge_threshold" and isinstance(value, str):
+            try:
+                value = parse_size(value)
+            except Exception as exc:
+                raise UsageError(f"{where}: merge_threshold: {value!r} is not a size") from exc
+        values[name] = value
+    return dataclasses.replace(base or SlimOptions(), **values)
+
+
+def options_to_mapping(options: SlimOptions) -> dict[str, Any]:
+    """JSON-ready form of SlimOptions (tuples as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(options).items()}

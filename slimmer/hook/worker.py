@@ -1,0 +1,277 @@
+"""``slim worker``: runs jobs from the queue with huey's consumer, and keeps them durable.
+
+huey removes a message from the queue when a worker takes it (SQLite: select + delete in one
+transaction; Redis: BRPOP), so a worker that dies mid-job takes the message with it. The job
+row does not go away: the worker claims it with a lease, a heartbeat thread renews the lease
+while the job runs, and every worker's sweeper re-queues jobs whose lease expired (and sends
+a fresh message for queued jobs that waited too long). Registry errors are retried with
+exponential backoff up to ``max_attempts``; a lost worker counts as an attempt, so a job that
+kills its worker every time still ends as ``failed``.
+
+On SIGTERM the consumer stops taking jobs and waits ``shutdown_timeout`` for running ones;
+jobs still running then are released (queued again, attempt not counted) before exit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping
+
+import httpx
+from huey import signals as huey_signals  # type: ignore[import-untyped]
+
+from .. import api
+from ..errors import AuthError, NotFoundError, RegistryError, SlimmerError
+from ..model import ANNOT_SOURCE_DIGEST
+from ..refs import parse_registry_reference
+from ..registry import RegistryOptions
+from ..report import Report
+from .config import WorkerConfig
+from .queue import JobQueue
+from .rules import options_from_mapping
+from .store import DONE, FAILED, SKIPPED, Job, JobStore, StoreError
+
+log = logging.getLogger("slimmer.hook.worker")
+
+#: Test hook: seconds each job sleeps before it starts (lets tests kill a worker mid-job).
+TEST_SLEEP_ENV = "SLIMMER_HOOK_TEST_JOB_SLEEP"
+
+SlimFn = Callable[..., Report]
+AnnotationsFn = Callable[[str, RegistryOptions], Mapping[str, str]]
+
+
+def user_agent() -> str:
+    """The User-Agent of the hook's registry requests; the front ignores pushes that carry it."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        v = version("slimmer")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        v = "0"
+    return f"{USER_AGENT_PREFIX}{v}"
+
+
+USER_AGENT_PREFIX = "slimmer-hook/"
+
+
+class _UserAgentTransport(httpx.BaseTransport):
+    """Sets our User-Agent on every request; closed once per job, not by each client."""
+
+    def __init__(self, inner: httpx.BaseTransport, agent: str) -> None:
+        self.inner = inner
+        self.agent = agent
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.headers["User-Agent"] = self.agent
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        pass
+
+
+@contextmanager
+def job_registry_options(base: RegistryOptions) -> Iterator[RegistryOptions]:
+    """``base`` with a transport that identifies the hook, for the length of one job."""
+    inner = base.transport or httpx.HTTPTransport(verify=base.ssl_context())
+    try:
+        yield dataclasses.replace(base, transport=_UserAgentTransport(inner, user_agent()))
+    finally:
+        if base.transport is None:
+            inner.close()
+
+
+def source_annotations(source: str, registry: RegistryOptions) -> Mapping[str, str]:
+    """Annotations of the manifest or index ``source`` names (one GET, no blobs)."""
+    from ..registry.auth import repository_scope
+    from ..registry.client import RegistryClient
+    ref = parse_registry_reference(source)
+    client = RegistryClient.for_ref(ref, registry, "source")
+    try:
+        raw, _, _ = client.get_manifest(ref.repository, ref.reference,
+                                        frozenset({repository_scope(ref.repository, "pull")}),
+                                        f"reading {ref} manifest")
+    finally:
+        client.close()
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return {}
+    annotations = doc.get("annotations") if isinstance(doc, dict) else None
+    return annotations if isinstance(annotations, dict) else {}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth another attempt: registry unreachable or failing, but not refused or missing."""
+    if isinstance(exc, (AuthError, NotFoundError)):
+        return False
+    return isinstance(exc, (RegistryError, StoreError, OSError, httpx.TransportError))
+
+
+class Worker:
+    """Runs jobs by id: claim, heartbeat, slim, record the outcome or schedule a retry."""
+
+    def __init__(self, store: JobStore, queue: JobQueue, config: WorkerConfig,
+                 registry: RegistryOptions | None = None, slim_fn: SlimFn | None = None,
+                 annotations_fn: AnnotationsFn | None = None, owner: str | None = None
+                 ) -> None:
+        self.store = store
+        self.queue = queue
+        self.config = config
+        self.registry = registry or RegistryOptions()
+        self.slim_fn = slim_fn or api.slim
+        self.annotations_fn = annotations_fn or source_annotations
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        queue.runner = self.run_job
+        queue.huey.signal(huey_signals.SIGNAL_INTERRUPTED)(self._interrupted)
+
+    # -- one job ------------------------------------------------------------------------------
+
+    def run_job(self, job_id: str) -> None:
+        """Run one job if it can be claimed; every outcome is recorded in the store."""
+        claim = self.store.claim(job_id, self.owner, self.config.lease,
+                                 self.config.max_attempts)
+        if claim.job is None:
+            level = logging.WARNING if claim.reason == "gave-up" else logging.INFO
+            log.log(level, "job %s not run: %s", job_id, _CLAIM_TEXT.get(claim.reason,
+                                                                          claim.reason),
+                    extra={"job": job_id, "reason": claim.reason})
+            return
+        job = claim.job
+        with self._lock:
+            self._running.add(job.id)
+        try:
+            self._execute(job)
+        finally:
+            with self._lock:
+                self._running.discard(job.id)
+
+    def _execute(self, job: Job) -> None:
+        fields = {"job": job.id, "source": job.source, "destination": job.destination,
+                  "attempt": job.attempts}
+        log.info("job %s started: %s -> %s (attempt %d)", job.id, job.source, job.destination,
+                 job.attempts, extra=fields)
+        started = time.monotonic()
+        sleep = os.environ.get(TEST_SLEEP_ENV)
+        try:
+            if sleep:
+                time.sleep(float(sleep))
+            with job_registry_options(self.registry) as registry:
+                annotations = self.annotations_fn(job.source, registry)
+                if ANNOT_SOURCE_DIGEST in annotations:
+                    reason = (f"source is slimmer output (of "
+                              f"{annotations[ANNOT_SOURCE_DIGEST]}); not slimmed again")
+                    self.store.finish(job.id, self.owner, SKIPPED, error=reason)
+                    log.info("job %s skipped: %s", job.id, reason, extra=fields)
+                    return
+                options = options_from_mapping(job.options, where=f"job {job.id}")
+                report = self.slim_fn(job.source, job.destination, options, registry=registry)
+        except Exception as exc:
+            self._failed(job, exc, fields)
+            return
+        before, after = report.size_before, report.size_after
+        if not self.store.finish(job.id, self.owner, DONE, bytes_before=before,
+                                 bytes_after=after, result_digest=report.digest):
+            log.warning("job %s finished but was no longer ours (lease lost or released)",
+                        job.id, extra=fields)
+            return
+        log.info("job %s done in %.1fs: %s -> %s, %d -> %s bytes", job.id,
+                 time.monotonic() - started, job.source, job.destination, before, after,
+                 extra={**fields, "bytes_before": before, "bytes_after": after,
+                        "digest": report.digest})
+
+    def _failed(self, job: Job, exc: Exception, fields: dict[str, Any]) -> None:
+        error = str(exc).replace("\n", " ") or type(exc).__name__
+        if not isinstance(exc, SlimmerError) and not is_transient(exc):
+            log.error("job %s: internal error", job.id, exc_info=exc, extra=fields)
+            error = f"internal error: {type(exc).__name__}: {error}"
+        if is_transient(exc) and job.attempts < self.config.max_attempts:
+            delay = self.config.retry_delay(job.attempts)
+            if self.store.retry_later(job.id, self.owner, error, delay):
+                self.queue.enqueue(job.id, delay=delay)
+                log.warning("job %s attempt %d failed, retrying in %.0fs: %s", job.id,
+                            job.attempts, delay, error, extra={**fields, "error": error})
+            return
+        if is_transient(exc):
+            error = f"gave up after {job.attempts} attempts: {error}"
+        self.store.finish(job.id, self.owner, FAILED, error=error)
+        log.error("job %s failed: %s", job.id, error, extra={**fields, "error": error})
+
+    def _interrupted(self, signal: str, task: Any, *args: Any) -> None:
+        """huey signal for tasks still running at shutdown: give the job back."""
+        job_id = task.args[0] if task.args else None
+        if job_id and self.store.release(job_id, self.owner):
+            self.queue.enqueue(job_id)
+            log.warning("job %s interrupted by shutdown; queued again", job_id,
+                        extra={"job": job_id})
+
+    # -- lease upkeep -------------------------------------------------------------------------
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return sorted(self._running)
+
+    def maintain(self) -> None:
+        """One round of upkeep: renew our leases, re-queue expired or forgotten jobs."""
+        try:
+            self.store.heartbeat(self.running(), self.owner, self.config.lease)
+            for job_id in self.store.sweep(self.config.requeue_after):
+                log.warning("job %s re-queued by the sweeper (lease expired or message lost)",
+                            job_id, extra={"job": job_id})
+                self.queue.enqueue(job_id)
+        except SlimmerError as exc:
+            log.error("lease upkeep failed: %s", exc)
+
+    def start_maintenance(self) -> None:
+        """Run ``maintain`` every lease/3 seconds in a daemon thread."""
+        interval = max(0.2, self.config.lease / 3)
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                self.maintain()
+        self.maintain()
+        self._thread = threading.Thread(target=loop, name="slimmer-hook-leases", daemon=True)
+        self._thread.start()
+
+    def stop_maintenance(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+_CLAIM_TEXT = {"missing": "no such job", "busy": "running in another worker",
+               "gave-up": "gave up: attempts exhausted", DONE: "already done",
+               FAILED: "already failed", SKIPPED: "already skipped"}
+
+
+def run_consumer(worker: Worker, on_stop: Callable[[], None] | None = None) -> None:
+    """Run huey's consumer (thread workers, SIGTERM = graceful) until a signal stops it.
+
+    SIGTERM: take no new jobs, wait ``shutdown_timeout`` for running ones, release the rest.
+    SIGINT: stop now, release running jobs. Both exit the process normally.
+    """
+    cfg = worker.config
+    consumer = worker.queue.huey.create_consumer(
+        workers=cfg.concurrency, worker_type="thread", periodic=False, initial_delay=0.1,
+        backoff=1.15, max_delay=1.0, scheduler_interval=1, check_worker_health=True,
+        graceful_signal="TERM", shutdown_timeout=cfg.shutdown_timeout)
+    worker.start_maintenance()
+    log.info("worker %s started: %d job thread(s) on %s", worker.owner, cfg.concurrency,
+             worker.queue.config.describe())
+    try:
+        consumer.run()
+    finally:
+        worker.stop_maintenance()
+        if on_stop is not None:
+            on_stop()
+    log.info("worker %s stopped", worker.owner)

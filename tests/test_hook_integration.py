@@ -1,0 +1,253 @@
+"""End to end: the real CNCF registry notifies a running ``slim serve``; ``slim worker``
+processes slim what skopeo pushed. Duplicate deliveries make one job, a worker killed with
+SIGKILL mid-job loses nothing, SIGTERM lets a running job finish, and two workers on a real
+Redis run every job exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from hookutil import NotifyingRegistry, RedisServer, redis_missing, run_redis, wait_for
+from registry_server import free_port, missing, skopeo
+
+from slimmer.hook.config import QueueConfig
+from slimmer.hook.queue import open_store
+from slimmer.hook.store import DONE, RUNNING, Job, JobStore
+from slimmer.hook.worker import TEST_SLEEP_ENV
+from slimmer.model import ANNOT_SOURCE_DIGEST
+
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(missing() is not None,
+                                                          reason=str(missing()))]
+EXAMPLE = "oci:testdata/example:latest"
+TOKEN = "integration-secret"
+
+CONFIG = """
+[server]
+listen = "127.0.0.1:{port}"
+
+[registry]
+address = "{registry}"
+
+[worker]
+lease = 1.5
+backoff = 0.5
+shutdown_timeout = 20
+
+[[rules]]
+match = "team/*"
+destination = "{{repo}}:{{tag}}-slim"
+profiles = ["caches", "docs"]
+"""
+
+
+class Stack:
+    """``slim serve --workers 0`` plus a registry that notifies it; workers on demand."""
+
+    def __init__(self, tmp: Path, queue_args: list[str], queue: QueueConfig) -> None:
+        self.tmp = tmp
+        self.queue_args = queue_args
+        self.port = free_port()
+        self.registry = NotifyingRegistry(tmp / "registry", port=free_port(),
+                                          notify_url=f"http://127.0.0.1:{self.port}"
+                                                     "/notifications",
+                                          notify_token=TOKEN)
+        self.config = tmp / "hook.toml"
+        self.config.write_text(CONFIG.format(port=self.port, registry=self.registry.host))
+        self.env = {**os.environ, "SLIM_HOOK_TOKEN": TOKEN}
+        self.env.pop(TEST_SLEEP_ENV, None)
+        self.serve_log = open(tmp / "serve.log", "wb")
+        self.serve = subprocess.Popen(
+            [sys.executable, "-m", "slimmer.cli", "serve", "--config", str(self.config),
+             "--workers", "0", "--log-format", "json", *queue_args],
+            env=self.env, stdout=self.serve_log, stderr=subprocess.STDOUT)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=5)
+        wait_for(self._healthy, 20, "slim serve to answer /healthz")
+        self.registry.start()
+        self.store: JobStore = open_store(queue)
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def _healthy(self) -> bool:
+        if self.serve.poll() is not None:
+            raise AssertionError("slim serve exited: " + (self.tmp / "serve.log").read_text())
+        try:
+            return self.http.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def worker(self, name: str, **env: str) -> subprocess.Popen[bytes]:
+        log = open(self.tmp / f"{name}.log", "wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "slimmer.cli", "worker", "--config", str(self.config),
+             "--log-format", "json", *self.queue_args],
+            env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.workers.append(proc)
+        return proc
+
+    def log_records(self, name: str) -> list[dict[str, Any]]:
+        records = []
+        for line in (self.tmp / f"{name}.log").read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:       # not a log record, or a line still being written
+                pass
+        return [r for r in records if isinstance(r, dict)]
+
+    def push(self, ref: str) -> None:
+        skopeo("copy", "--dest-tls-verify=false", EXAMPLE, f"docker://{self.registry.host}/{ref}")
+
+    def job_for(self, repository: str, tag: str, state: str | None = None) -> Job | None:
+        for job in self.store.recent(100):
+            if job.repository == repository and job.tag == tag and \
+                    (state is None or job.state == state):
+                return job
+        return None
+
+    def has_tag(self, repository: str, tag: str) -> bool:
+        r = httpx.head(f"http://{self.registry.host}/v2/{repository}/manifests/{tag}",
+                       headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        return r.status_code == 200
+
+    def metrics(self) -> str:
+        return self.http.get("/metrics").text
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.serve]:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in [*self.workers, self.serve]:
+            try:
+                proc.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.registry.stop()
+        self.store.close()
+        self.http.close()
+        self.serve_log.close()
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+    proc.send_signal(sig)
+    return proc.wait(timeout=30)
+
+
+def inspect_raw(ref: str) -> Any:
+    return json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}").stdout)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("hook")
+    s = Stack(tmp, ["--db", str(tmp / "hook.db")], QueueConfig(sqlite=str(tmp / "hook.db")))
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_push_is_slimmed_once_despite_duplicate_deliveries(stack: Stack) -> None:
+    stack.push("team/app:1.0")
+    job = wait_for(lambda: stack.job_for("team/app", "1.0"), 20, "the registry's notification")
+    assert job.state == "queued"                       # no worker yet
+    # The registry retries and may deliver an envelope twice: send the same event again.
+    event = {"events": [{
+        "id": "dup", "timestamp": "2026-11-24T15:14:03Z", "action": "push",
+        "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                   "digest": job.digest, "size": 1, "length": 1, "repository": "team/app",
+                   "url": f"http://{stack.registry.host}/v2/team/app/manifests/{job.digest}",
+                   "tag": "1.0"},
+        "request": {"id": "r", "addr": "127.0.0.1:1", "host": stack.registry.host,
+                    "method": "PUT", "useragent": "skopeo"}}]}
+    headers = {"Authorization": f"Bearer {TOKEN}",
+               "Content-Type": "application/vnd.docker.distribution.events.v1+json"}
+    for _ in range(2):
+        r = stack.http.post("/notifications", content=json.dumps(event), headers=headers)
+        assert r.status_code == 202 and r.json()["duplicates"][0]["job"] == job.id
+    assert [j.id for j in stack.store.recent(100) if j.repository == "team/app"] == [job.id]
+
+    worker = stack.worker("worker-first")
+    wait_for(lambda: stack.job_for("team/app", "1.0", DONE), 60, "the job to finish")
+    assert stack.has_tag("team/app", "1.0-slim")
+    raw = inspect_raw(f"{stack.registry.host}/team/app:1.0-slim")
+    assert raw["annotations"][ANNOT_SOURCE_DIGEST] == job.digest
+    done = stack.job_for("team/app", "1.0", DONE)
+    assert done is not None and done.attempts == 1 and (done.bytes_saved or 0) > 0
+    # The hook's own push of 1.0-slim comes back as an event and is ignored.
+    wait_for(lambda: 'outcome="own"} 1' in stack.metrics(), 20, "the slim push's event")
+    text = stack.metrics()
+    assert 'slimmer_hook_jobs_finished_total{state="done"} 1' in text
+    assert f"slimmer_hook_bytes_saved_total {done.bytes_saved}" in text
+    assert len([j for j in stack.store.recent(100) if j.repository == "team/app"]) == 1
+    assert stop(worker) == 0
+
+
+def test_worker_killed_mid_job_is_completed_after_restart(stack: Stack) -> None:
+    slow = stack.worker("worker-killed", **{TEST_SLEEP_ENV: "60"})
+    stack.push("team/slow:1.0")
+    wait_for(lambda: stack.job_for("team/slow", "1.0", RUNNING), 30, "the job to start")
+    slow.send_signal(signal.SIGKILL)
+    slow.wait(timeout=10)
+    worker = stack.worker("worker-restarted")
+    job = wait_for(lambda: stack.job_for("team/slow", "1.0", DONE), 60, "the job to finish")
+    assert job.attempts == 2 and job.error is None
+    assert stack.has_tag("team/slow", "1.0-slim")
+    assert stack.store.totals()["lost"] == 1
+    assert stop(worker) == 0
+
+
+def test_sigterm_lets_the_running_job_finish(stack: Stack) -> None:
+    worker = stack.worker("worker-graceful", **{TEST_SLEEP_ENV: "1.5"})
+    stack.push("team/grace:1.0")
+    wait_for(lambda: stack.job_for("team/grace", "1.0", RUNNING), 30, "the job to start")
+    assert stop(worker) == 0
+    job = stack.job_for("team/grace", "1.0")
+    assert job is not None and job.state == DONE and job.attempts == 1
+    assert stack.has_tag("team/grace", "1.0-slim")
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    if redis_missing():
+        pytest.skip(str(redis_missing()))
+    yield from run_redis(tmp_path_factory.mktemp("redis"))
+
+
+def test_two_workers_on_redis_run_each_job_exactly_once(
+        tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> None:
+    tmp = tmp_path_factory.mktemp("hook-redis")
+    s = Stack(tmp, ["--redis", redis_server.url], QueueConfig(redis=redis_server.url))
+    try:
+        for name in ("worker-a", "worker-b"):
+            s.worker(name, **{TEST_SLEEP_ENV: "0.5"})
+        for name in ("worker-a", "worker-b"):   # both listening before the first push
+            wait_for(lambda: any(" started: " in r["message"] and "job" not in r
+                                 for r in s.log_records(name)), 30, f"{name} to start")
+        tags = [str(n) for n in range(1, 6)]
+        for tag in tags:
+            s.push(f"team/multi:{tag}")
+        def all_done() -> list[Job] | None:
+            jobs = [s.job_for("team/multi", t, DONE) for t in tags]
+            return [j for j in jobs if j is not None] if all(jobs) else None
+        jobs = wait_for(all_done, 90, "all jobs to finish")
+        assert all(j.attempts == 1 for j in jobs)
+        assert all(s.has_tag("team/multi", f"{t}-slim") for t in tags)
+        started: dict[str, list[str]] = {}
+        for name in ("worker-a", "worker-b"):
+            for record in s.log_records(name):
+                if record["message"].startswith("job ") and " started: " in record["message"]:
+                    started.setdefault(record["job"], []).append(name)
+        assert sorted(started) == sorted(j.id for j in jobs)
+        assert all(len(names) == 1 for names in started.values()), started
+        assert {n for names in started.values() for n in names} == {"worker-a", "worker-b"}
+        assert s.store.totals()["done"] == len(tags)
+        assert all(stop(w) == 0 for w in s.workers)
+    finally:
+        s.stop()
