@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .digest import check_digest, sha256_digest
-from .errors import InputError
+from .errors import InputError, SlimmerError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -64,14 +64,14 @@ def _str_map(value: Any, what: str) -> dict[str, str] | None:
     return dict(value)
 
 
-def load_json(raw: bytes, what: str) -> dict[str, Any]:
-    """Parse a JSON object, raising InputError with ``what`` on anything else."""
+def load_json(raw: bytes, what: str, error: type[SlimmerError] = InputError) -> dict[str, Any]:
+    """Parse a JSON object, raising ``error`` (InputError) naming ``what`` on anything else."""
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{what}: not valid JSON ({exc})") from exc
+        raise error(f"{what}: not valid JSON ({exc})") from exc
     if not isinstance(doc, dict):
-        raise InputError(f"{what}: not a JSON object")
+        raise error(f"{what}: not a JSON object")
     return doc
 
 

@@ -32,14 +32,13 @@ clients (conditional requests), which is the registry client's business.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..digest import check_digest, sha256_digest
 from ..errors import InputError, TrustError
-from ..model import OCI_INDEX, OCI_MANIFEST, Descriptor, dump_json
+from ..model import OCI_INDEX, OCI_MANIFEST, Descriptor, dump_json, load_json
 
 REPORT_ARTIFACT_TYPE = "application/vnd.slimmer.report.v1+json"
 REPORT_MEDIA_TYPE = "application/vnd.slimmer.report.v1+json"
@@ -135,13 +134,7 @@ def referrers_tag(digest: str) -> str:
 
 
 def _load(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TrustError(f"{what}: not valid JSON ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise TrustError(f"{what}: not a JSON object")
-    return doc
+    return load_json(raw, what, TrustError)
 
 
 def referrer_descriptor(manifest: bytes, media_type: str | None = None) -> dict[str, Any]:

@@ -26,12 +26,12 @@ cosign has the same race.
 from __future__ import annotations
 
 import datetime
-import json
 from typing import Any, BinaryIO, Mapping, Sequence, cast
 
 from ..digest import VerifyingReader, sha256_digest, short
 from ..errors import NotFoundError, RegistryError, SlimmerError, TrustError, UsageError
-from ..model import MANIFEST_TYPES, OCI_INDEX, Descriptor, dump_json, sniff_media_type
+from ..model import (MANIFEST_TYPES, OCI_INDEX, Descriptor, dump_json, load_json,
+                     sniff_media_type)
 from ..refs import LayoutRef, RegistryRef, parse_reference
 from ..registry.auth import repository_scope
 from ..registry.blobstream import ResumingBlobStream
@@ -383,13 +383,7 @@ def _at_ref(ref: RegistryRef, digest: str) -> str:
 
 def parse_json_report(data: bytes, what: str) -> dict[str, Any]:
     """A fetched report as a JSON object (TrustError if it is not one)."""
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TrustError(f"{what}: not valid JSON ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise TrustError(f"{what}: not a JSON object")
-    return doc
+    return load_json(data, what, TrustError)
 
 
 __all__ = ["REPORT_DIGEST_ANNOTATION", "RemoteRepository", "attach_report", "check_targets",
