@@ -87,6 +87,24 @@ class BlobWriter(Protocol):
         ...
 
 
+COPY_CHUNK = 1 << 20
+
+
+def copy_into(writer: BlobWriter, opener: Opener, digest: str, size: int) -> None:
+    """Stream a source blob into ``writer`` in chunks and commit it; abort on any failure."""
+    try:
+        with opener() as stream:
+            while True:
+                chunk = stream.read(COPY_CHUNK)
+                if not chunk:
+                    break
+                writer.write(chunk)
+        writer.commit(digest, size)
+    except BaseException:
+        writer.abort()
+        raise
+
+
 class Sink(Protocol):
     """Writes an image: blobs first, then manifests, and the tag / index entry last.
 

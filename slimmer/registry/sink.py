@@ -7,7 +7,7 @@ import threading
 
 from ..digest import sha256_digest, short
 from ..errors import AuthError, OutputError, UsageError
-from ..image import BlobOrigin, BlobWriter, Opener
+from ..image import BlobOrigin, BlobWriter, Opener, copy_into
 from ..model import INDEX_TYPES, MANIFEST_TYPES, Descriptor
 from ..refs import RegistryRef
 from .auth import merge_scopes, repository_scope
@@ -15,8 +15,6 @@ from .client import RegistryClient
 from .options import RegistryOptions
 from .upload import RegistryBlobWriter
 
-#: Bytes read from a source stream per write when copying a blob.
-COPY_CHUNK = 1 << 20
 
 
 class RegistrySink:
@@ -93,18 +91,7 @@ class RegistrySink:
             location = self._mount(digest, origin.repository, what)
             if location is None:
                 return
-        writer = self._new_writer(location)
-        try:
-            with opener() as stream:
-                while True:
-                    chunk = stream.read(COPY_CHUNK)
-                    if not chunk:
-                        break
-                    writer.write(chunk)
-            writer.commit(digest, descriptor.size)
-        except BaseException:
-            writer.abort()
-            raise
+        copy_into(self._new_writer(location), opener, digest, descriptor.size)
 
     def _mount(self, digest: str, source_repository: str, what: str) -> str | None:
         """Try a cross-repository mount; None if mounted, else the upload URL to use.

@@ -16,12 +16,10 @@ from typing import Any
 
 from ..digest import check_digest, sha256_digest, short
 from ..errors import InputError, OutputError, UsageError
-from ..image import BlobOrigin, BlobWriter, Opener
+from ..image import BlobOrigin, BlobWriter, Opener, copy_into
 from ..model import ANNOT_REF_NAME, OCI_INDEX, Descriptor, dump_json, load_json
 from ..refs import LayoutRef
 
-#: Bytes read from a source stream per write when copying a blob.
-COPY_CHUNK = 1 << 20
 #: The layout version this sink writes.
 LAYOUT_VERSION = "1.0.0"
 
@@ -343,17 +341,7 @@ class LayoutSink:
                                   f"{descriptor.size}")
             return
         writer = self.blob_writer(descriptor.digest.split(":", 1)[0])
-        try:
-            with opener() as stream:
-                while True:
-                    chunk = stream.read(COPY_CHUNK)
-                    if not chunk:
-                        break
-                    writer.write(chunk)
-            writer.commit(descriptor.digest, descriptor.size)
-        except BaseException:
-            writer.abort()
-            raise
+        copy_into(writer, opener, descriptor.digest, descriptor.size)
 
     def put_manifest(self, raw: bytes, media_type: str) -> Descriptor:
         """Store exact bytes (manifest, index or config) and return their descriptor."""
