@@ -51,7 +51,8 @@ profiles = ["caches", "docs"]
 class Stack:
     """``slim serve --workers 0`` plus a registry that notifies it; workers on demand."""
 
-    def __init__(self, tmp: Path, queue_args: list[str], queue: QueueConfig) -> None:
+    def __init__(self, tmp: Path, queue_args: list[str], queue: QueueConfig,
+                 config: str = CONFIG, **values: Any) -> None:
         self.tmp = tmp
         self.queue_args = queue_args
         self.port = free_port()
@@ -60,7 +61,8 @@ class Stack:
                                                      "/notifications",
                                           notify_token=TOKEN)
         self.config = tmp / "hook.toml"
-        self.config.write_text(CONFIG.format(port=self.port, registry=self.registry.host))
+        self.config.write_text(config.format(port=self.port, registry=self.registry.host,
+                                             **values))
         self.env = {**os.environ, "SLIM_HOOK_TOKEN": TOKEN}
         self.env.pop(TEST_SLEEP_ENV, None)
         self.serve_log = open(tmp / "serve.log", "wb")
@@ -211,6 +213,104 @@ def test_sigterm_lets_the_running_job_finish(stack: Stack) -> None:
     job = stack.job_for("team/grace", "1.0")
     assert job is not None and job.state == DONE and job.attempts == 1
     assert stack.has_tag("team/grace", "1.0-slim")
+
+
+TRUST_CONFIG = CONFIG.split("[[rules]]")[0] + """
+[[rules]]
+name = "verified"
+match = "verified/*"
+destination = "{{repo}}:{{tag}}-slim"
+verify_keys = ["{verify_key}"]
+
+[[rules]]
+name = "signed"
+match = "signed/*"
+destination = "{{repo}}:{{tag}}-slim"
+sign_key = "{sign_key}"
+sign_key_password_env = "HOOK_SIGN_PASSWORD"
+sign_annotations = {{ pipeline = "hook" }}
+"""
+
+
+def _keys(directory: Path, password: str) -> dict[str, Path]:
+    """``source``: unencrypted, signs the one source that verifies; ``sign``: encrypted with
+    ``password``, the hook's signing key; each with its ``.pub``."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    pem = serialization.Encoding.PEM
+    out = {}
+    for name, enc in (("source", serialization.NoEncryption()),
+                      ("sign", serialization.BestAvailableEncryption(password.encode()))):
+        key = ec.generate_private_key(ec.SECP256R1())
+        out[name] = directory / f"{name}.pem"
+        out[name].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, enc))
+        out[name + ".pub"] = directory / f"{name}.pub"
+        out[name + ".pub"].write_bytes(key.public_key().public_bytes(
+            pem, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return out
+
+
+def test_rules_verify_sources_and_sign_results(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from slimmer.cli import main
+    from slimmer.refs import parse_registry_reference
+    from slimmer.registry import RegistryOptions
+    from slimmer.trust import load_private_key_file, load_public_key_file
+    from slimmer.trust.remote import RemoteRepository, sign_remote, verify_remote
+
+    keys = _keys(tmp_path, "hook secret")
+    db = str(tmp_path / "hook.db")
+    s = Stack(tmp_path, ["--db", db], QueueConfig(sqlite=db), TRUST_CONFIG,
+              verify_key=keys["source.pub"], sign_key=keys["sign"])
+    try:
+        # Keys are loaded at start-up: without the password the worker stops at once.
+        bad = subprocess.run([sys.executable, "-m", "slimmer.cli", "worker", "--config",
+                              str(s.config), "--db", db], env=s.env, capture_output=True,
+                             text=True, timeout=30, check=False)
+        assert bad.returncode == 1, bad.stderr
+        assert bad.stderr.strip().splitlines() == [
+            ("slim: error: config: rule 'signed': key password: environment variable "
+             "HOOK_SIGN_PASSWORD is not set")]
+        # Queued before a worker runs: an unsigned and a signed source (different digests:
+        # a signature is per digest), and one to sign.
+        skopeo("copy", "--dest-tls-verify=false", "--format", "v2s2", EXAMPLE,
+               f"docker://{s.registry.host}/verified/app:1")
+        s.push("verified/app:2")
+        s.push("signed/app:1")
+        options = RegistryOptions(docker_config=False)
+        good = wait_for(lambda: s.job_for("verified/app", "2"), 20, "the push's notification")
+        with RemoteRepository(parse_registry_reference(f"{s.registry.host}/verified/app"),
+                              options, push=True) as repo:
+            sign_remote(repo, good.digest, load_private_key_file(keys["source"]))
+        s.worker("worker-trust", HOOK_SIGN_PASSWORD="hook secret")
+
+        # No valid signature: failed at once, nothing pushed, the reason in `slim jobs`.
+        unsigned = wait_for(lambda: s.job_for("verified/app", "1", "failed"), 30,
+                            "the unsigned source's job to fail")
+        assert unsigned.attempts == 1 and "no signature" in (unsigned.error or "")
+        assert not s.has_tag("verified/app", "1-slim")
+        out = CliRunner().invoke(main, ["jobs", "--db", db, "--state", "failed"])
+        assert out.exit_code == 0 and "error: verifying source" in out.output, out.output
+
+        assert wait_for(lambda: s.job_for("verified/app", "2", DONE), 30, "the signed source")
+        assert s.has_tag("verified/app", "2-slim")
+
+        # The signing rule's output carries a signature slimmer.trust accepts.
+        signed = wait_for(lambda: s.job_for("signed/app", "1", DONE), 30, "the signing job")
+        assert signed.result_digest and signed.options["trust"] == {
+            "verify_keys": [], "sign_key": str(keys["sign"])}
+        with RemoteRepository(parse_registry_reference(f"{s.registry.host}/signed/app:1-slim"),
+                              options) as repo:
+            result = verify_remote(repo, signed.result_digest,
+                                   [load_public_key_file(keys["sign.pub"])]).require_valid()
+        [check] = result.valid
+        assert check.payload is not None and check.payload.optional is not None
+        assert check.payload.optional["pipeline"] == "hook"
+        assert check.payload.optional["source"] == \
+            f"{s.registry.host}/signed/app@{signed.digest}"
+    finally:
+        s.stop()
 
 
 @pytest.fixture(scope="module")

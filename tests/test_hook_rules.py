@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from slimmer.api import SlimOptions
-from slimmer.errors import ProfileError, UsageError
-from slimmer.hook.config import load_config, parse_rule_flag
-from slimmer.hook.rules import (Rule, decide, glob_regex, job_id, options_from_mapping,
-                                options_to_mapping, render_template)
+from slimmer.errors import ProfileError, TrustError, UsageError
+from slimmer.hook.config import load_config, load_rule_trust, parse_rule_flag
+from slimmer.hook.rules import (Rule, decide, glob_regex, job_id, job_options,
+                                options_from_mapping, options_to_mapping, render_template,
+                                trust_record)
+from slimmer.trust import PrivateKey, PublicKey, TrustOptions
 
 DIGEST = "sha256:" + "ab" * 32
 REG = "127.0.0.1:5000"
@@ -194,3 +196,101 @@ def test_rule_flag() -> None:
     assert rule.options.profiles == ("caches,docs",)
     with pytest.raises(UsageError, match="GLOB=DESTINATION"):
         parse_rule_flag("team/*", SlimOptions())
+
+
+# -- trust keys in rules -----------------------------------------------------------------------
+
+def _write_keys(directory: Path, password: str) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = directory / "sign.pem", directory / "verify.pub"
+    private.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password.encode())))
+    public.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
+
+
+TRUST_RULE = """
+[[rules]]
+name = "signed"
+match = "team/*"
+destination = "{{repo}}:{{tag}}-slim"
+profiles = ["caches"]
+verify_keys = ["{public}"]
+sign_key = "{private}"
+sign_key_password_env = "HOOK_TEST_KEY_PASSWORD"
+sign_annotations = {{ team = "db", pipeline = "hook" }}
+attach_report = false
+
+[[rules]]
+match = "other/*"
+destination = "{{repo}}:{{tag}}-slim"
+"""
+
+
+def test_config_rules_take_the_trust_keys(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    private, public = _write_keys(tmp_path, "hunter2")
+    path = tmp_path / "hook.toml"
+    path.write_text(TRUST_RULE.format(public=public, private=private))
+    signed, plain = load_config(str(path)).rules
+    assert plain.trust is None
+    assert signed.options.profiles == ("caches",)
+    assert signed.trust == TrustOptions(
+        verify_keys=(str(public),), sign_key=str(private),
+        sign_key_password_env="HOOK_TEST_KEY_PASSWORD",
+        sign_annotations=(("pipeline", "hook"), ("team", "db")), attach_report=False)
+    assert not signed.trust.loaded              # parsing reads no key file ...
+    monkeypatch.setenv("HOOK_TEST_KEY_PASSWORD", "hunter2")
+    loaded, _ = load_rule_trust((signed, plain))   # ... start-up does, once
+    assert loaded.trust is not None and loaded.trust.loaded
+    assert isinstance(loaded.trust.sign_key, PrivateKey)
+    assert [type(k) for k in loaded.trust.verify_keys] == [PublicKey]
+    assert trust_record(loaded.trust) == trust_record(signed.trust) == {
+        "verify_keys": [str(public)], "sign_key": str(private), "attach_report": False}
+    assert job_options(signed)["trust"] == trust_record(signed.trust)
+    assert "trust" not in job_options(plain)
+
+
+@pytest.mark.parametrize("keys, why", [
+    ("verify_key = 'k.pub'", "unknown option 'verify_key'"),
+    ("verify_keys = 3", "verify_keys must be a list of key file paths"),
+    ("verify_keys = []", "verify_keys must be a list"),
+    ("sign_key = 'k.pem'\nsign_annotations = { n = 1 }", "sign_annotations must be a table"),
+    ("sign_key = 'k.pem'\nsign_annotations = { source = 'x' }", "reserved"),
+    ("attach_report = 'yes'", "attach_report must be true or false"),
+    ("sign_key_password_env = 'PW'", "password was given without a sign key"),
+    ("sign_key = ''", "sign_key must be a non-empty string"),
+])
+def test_config_trust_keys_are_checked(tmp_path: Path, keys: str, why: str) -> None:
+    path = tmp_path / "hook.toml"
+    path.write_text(f"[[rules]]\nmatch = 'a/*'\ndestination = '{{repo}}:{{tag}}-s'\n{keys}\n")
+    with pytest.raises(UsageError, match=why):
+        load_config(str(path))
+
+
+def test_missing_keys_and_wrong_passwords_fail_at_load(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    private, public = _write_keys(tmp_path, "hunter2")
+    cases = [(TrustOptions(verify_keys=(str(tmp_path / "gone.pub"),)),
+              r"config: rule 'r': reading public key .*gone\.pub"),
+             (TrustOptions(sign_key=str(private), sign_key_password_env="HOOK_TEST_PW"),
+              "environment variable HOOK_TEST_PW is not set"),
+             (TrustOptions(sign_key=str(private), sign_key_password_file=str(public)),
+              "wrong password")]
+    monkeypatch.delenv("HOOK_TEST_PW", raising=False)
+    for trust, why in cases:
+        with pytest.raises(TrustError, match=why):
+            load_rule_trust([Rule("a/*", "{repo}:{tag}-s", name="r", trust=trust)])
+
+
+def test_rules_sharing_a_name_must_share_their_trust(tmp_path: Path) -> None:
+    path = tmp_path / "hook.toml"
+    path.write_text("[[rules]]\nname = 'x'\nmatch = 'a/*'\ndestination = '{repo}:{tag}-s'\n"
+                    "verify_keys = ['k.pub']\n"
+                    "[[rules]]\nname = 'x'\nmatch = 'b/*'\ndestination = '{repo}:{tag}-s'\n")
+    with pytest.raises(UsageError, match="two rules are named 'x'"):
+        load_config(str(path))

@@ -21,15 +21,16 @@ from hookutil import wait_for
 
 from slimmer.api import SlimOptions
 from slimmer.cli import main
-from slimmer.errors import AuthError, InputError, RegistryError
+from slimmer.errors import AuthError, InputError, RegistryError, TrustError
 from slimmer.hook.config import QueueConfig, WorkerConfig
 from slimmer.hook.queue import JobQueue
-from slimmer.hook.rules import job_id, options_to_mapping
+from slimmer.hook.rules import Rule, job_id, job_options, options_to_mapping
 from slimmer.hook.store import (DONE, FAILED, QUEUED, RETRYING, RUNNING, SKIPPED, JobSpec,
                                 SqliteJobStore)
 from slimmer.hook.worker import TEST_SLEEP_ENV, USER_AGENT_PREFIX, SlimFn, Worker
 from slimmer.model import ANNOT_SOURCE_DIGEST
 from slimmer.registry import RegistryOptions
+from slimmer.trust import PrivateKey, PublicKey, TrustOptions
 
 DIGEST = "sha256:" + "ab" * 32
 SOURCE = f"127.0.0.1:5000/team/app@{DIGEST}"
@@ -49,10 +50,12 @@ class FakeSlim:
 
     errors: list[BaseException] = field(default_factory=list)
     calls: list[tuple[str, str, SlimOptions, RegistryOptions]] = field(default_factory=list)
+    trust: list[TrustOptions | None] = field(default_factory=list)
 
     def __call__(self, source: str, dest: str, options: SlimOptions, *,
-                 registry: RegistryOptions) -> FakeReport:
+                 registry: RegistryOptions, trust: TrustOptions | None) -> FakeReport:
         self.calls.append((source, dest, options, registry))
+        self.trust.append(trust)
         if self.errors:
             raise self.errors.pop(0)
         return FakeReport()
@@ -60,19 +63,22 @@ class FakeSlim:
 
 class Setup:
     def __init__(self, tmp: Path, slim: FakeSlim, annotations: Mapping[str, str] | None = None,
-                 **worker: Any) -> None:
+                 rules: tuple[Rule, ...] = (), **worker: Any) -> None:
         qcfg = QueueConfig(sqlite=str(tmp / "hook.db"))
         self.store = SqliteJobStore(qcfg.sqlite_path)
         self.queue = JobQueue(qcfg)
         cfg = WorkerConfig(**{"backoff": 0.01, "max_backoff": 0.05, "lease": 30, **worker})
         self.worker = Worker(self.store, self.queue, cfg, RegistryOptions(docker_config=False),
                              slim_fn=cast(SlimFn, slim), annotations_fn=lambda s, r: annotations or {},
-                             owner="w-test")
+                             owner="w-test", rules=rules)
 
-    def submit(self, options: SlimOptions = SlimOptions(profiles=("caches",))) -> str:
+    def submit(self, options: SlimOptions = SlimOptions(profiles=("caches",)),
+               rule: Rule | None = None) -> str:
         jid = job_id(SOURCE, DEST)
+        recorded = job_options(rule) if rule is not None else options_to_mapping(options)
         assert self.store.create(JobSpec(jid, SOURCE, DEST, "127.0.0.1:5000", "team/app",
-                                         "1.4", DIGEST, "team/*", options_to_mapping(options)))
+                                         "1.4", DIGEST, rule.name if rule else "team/*",
+                                         recorded))
         self.queue.enqueue(jid)
         return jid
 
@@ -108,8 +114,8 @@ def test_job_runs_once_and_records_savings(tmp_path: Path, slim: FakeSlim) -> No
     assert len(slim.calls) == 1
     source, dest, options, registry = slim.calls[0]
     assert (source, dest, options.profiles) == (SOURCE, DEST, ("caches",))
-    transport: Any = registry.transport
-    assert transport.agent.startswith(USER_AGENT_PREFIX)   # the front ignores our pushes
+    assert registry.user_agent.startswith(USER_AGENT_PREFIX)   # the front ignores our pushes
+    assert registry.transport is None and slim.trust == [None]
     job = s.store.get(jid)
     assert job is not None and job.state == DONE and job.attempts == 1
     assert job.bytes_saved == 4000 and job.result_digest == FakeReport.digest
@@ -149,6 +155,7 @@ def test_retries_are_bounded_and_the_failure_is_visible(tmp_path: Path, slim: Fa
 @pytest.mark.parametrize("error, text", [
     (InputError("reading manifest: unsupported media type"), "unsupported media type"),
     (AuthError("pushing: denied (HTTP 403)", 403), "denied"),
+    (TrustError("verifying source x: no signature for x@sha256:ab.."), "no signature"),
     (ValueError("boom"), "internal error: ValueError: boom"),
 ])
 def test_permanent_errors_fail_at_once(tmp_path: Path, slim: FakeSlim, error: Exception,
@@ -160,6 +167,67 @@ def test_permanent_errors_fail_at_once(tmp_path: Path, slim: FakeSlim, error: Ex
     job = s.store.get(jid)
     assert job is not None and job.state == FAILED and job.attempts == 1
     assert text in (job.error or "")
+
+
+def _key_pair(directory: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = directory / "sign.pem", directory / "sign.pub"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
+
+
+def test_the_rules_trust_is_loaded_at_start_and_passed_to_slim(tmp_path: Path,
+                                                               slim: FakeSlim) -> None:
+    private, public = _key_pair(tmp_path)
+    rule = Rule("team/*", "{repo}:{tag}-slim", SlimOptions(profiles=("caches",)),
+                name="signed", trust=TrustOptions(verify_keys=(str(public),),
+                                                  sign_key=str(private), attach_report=False,
+                                                  sign_annotations=(("team", "db"),)))
+    s = Setup(tmp_path, slim, rules=(rule,))
+    private.unlink()                          # keys were read when the worker started
+    public.unlink()
+    jid = s.submit(rule=rule)
+    s.drain()
+    job = s.store.get(jid)
+    assert job is not None and job.state == DONE, job
+    [trust] = slim.trust
+    assert trust is not None and trust.loaded and trust.attach_report is False
+    assert [type(k) for k in trust.verify_keys] == [PublicKey]
+    assert isinstance(trust.sign_key, PrivateKey)
+    assert trust.sign_annotations == (("team", "db"),)
+    # The job record names the rule and the key paths, never key material.
+    assert job.rule == "signed"
+    assert job.options["trust"] == {"verify_keys": [str(public)], "sign_key": str(private),
+                                    "attach_report": False}
+    assert "BEGIN" not in json.dumps(job.to_dict())
+
+
+def test_a_bad_key_stops_the_worker_before_any_job(tmp_path: Path, slim: FakeSlim) -> None:
+    rule = Rule("team/*", "{repo}:{tag}-slim", name="signed",
+                trust=TrustOptions(sign_key=str(tmp_path / "missing.pem")))
+    with pytest.raises(TrustError, match=r"^config: rule 'signed': reading private key .*"
+                                         r"missing\.pem"):
+        Setup(tmp_path, slim, rules=(rule,))
+
+
+def test_a_job_whose_rule_verifies_never_runs_unverified(tmp_path: Path,
+                                                        slim: FakeSlim) -> None:
+    _, public = _key_pair(tmp_path)
+    rule = Rule("team/*", "{repo}:{tag}-slim", name="verified",
+                trust=TrustOptions(verify_keys=(str(public),)))
+    s = Setup(tmp_path, slim)                 # a worker whose config lacks the rule
+    jid = s.submit(rule=rule)
+    s.drain()
+    job = s.store.get(jid)
+    assert job is not None and job.state == FAILED and job.attempts == 1
+    assert "rule 'verified' verifies or signs (verify key" in (job.error or "")
+    assert slim.calls == []
 
 
 def test_images_slimmer_produced_are_skipped(tmp_path: Path, slim: FakeSlim) -> None:
@@ -191,7 +259,8 @@ def test_a_lost_workers_job_is_swept_and_completed_by_another(tmp_path: Path,
 def test_heartbeat_keeps_the_lease_of_a_running_job(tmp_path: Path) -> None:
     release = threading.Event()
 
-    def slow(source: str, dest: str, options: SlimOptions, *, registry: Any) -> FakeReport:
+    def slow(source: str, dest: str, options: SlimOptions, *, registry: Any,
+             trust: Any) -> FakeReport:
         release.wait(5)
         return FakeReport()
     s = Setup(tmp_path, FakeSlim(), lease=0.9)            # renewed every 0.3 s
@@ -285,3 +354,19 @@ def test_serve_without_a_token_does_not_start(tmp_path: Path,
                                     "127.0.0.1:0", "--rule", "team/*={repo}:{tag}-slim"])
     assert out.exit_code == 1 and "no webhook token" in out.output
 
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_serve_and_worker_stop_on_a_bad_key_before_any_job(tmp_path: Path, command: str) -> None:
+    config = tmp_path / "hook.toml"
+    config.write_text("[[rules]]\nname = 'signed'\nmatch = 'team/*'\n"
+                      "destination = '{repo}:{tag}-slim'\n"
+                      f"sign_key = '{tmp_path / 'missing.pem'}'\n")
+    extra = ["--no-auth", "--listen", "127.0.0.1:0"] if command == "serve" else []
+    out = CliRunner().invoke(main, [command, "--db", str(tmp_path / "h.db"), "--config",
+                                    str(config), *extra])
+    assert out.exit_code == 1, out.output
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "slim: error: config: rule 'signed': reading private key "), lines
+    assert not (tmp_path / "h.db").exists()       # stopped before opening the queue

@@ -21,7 +21,7 @@ from slimmer.refs import RegistryRef
 from slimmer.registry import RegistryOptions, RegistrySink, RegistrySource
 from slimmer.registry.auth import covers, merge_scopes, parse_challenges
 from slimmer.registry.credentials import find_credentials
-from slimmer.registry.options import Credentials
+from slimmer.registry.options import Credentials, slimmer_version
 
 REF = RegistryRef(HOST, "team/app", "1.0")
 
@@ -229,6 +229,27 @@ def test_push_token_has_one_scope_parameter_per_scope_for_mounts() -> None:
     sink.has_blob(blob)
     sink.put_manifest(b"{}", OCI_CONFIG)
     assert len(fake.tokens) == before
+
+
+@pytest.mark.parametrize("agent", [None, "release-bot/2.1 (+https://ci.example)"])
+def test_every_request_carries_the_user_agent(agent: str | None) -> None:
+    fake = FakeRegistry(bearer=True, redirect_blobs=True)
+    _, layer = _image(fake)
+    options = fake.options(**({"user_agent": agent} if agent else {}))
+    expected = agent or f"slimmer/{slimmer_version()}"
+    assert options.user_agent == expected
+    assert _read_layer(RegistrySource(REF, options)) == layer
+    sink = RegistrySink(RegistryRef(HOST, "team/app-slim", "1"), options)
+    sink.put_manifest(b"{}", OCI_CONFIG)
+    hosts = {r.url.host for r in fake.log}
+    assert {"reg.test", "auth.test", "storage.test"} <= hosts   # registry, tokens, redirect
+    assert {r.headers.get("user-agent") for r in fake.log} == {expected}
+
+
+@pytest.mark.parametrize("agent", ["", "  ", "two\nlines", "caf\u00e9/1"])
+def test_user_agent_must_be_one_printable_ascii_line(agent: str) -> None:
+    with pytest.raises(UsageError, match="user agent"):
+        RegistryOptions(user_agent=agent)
 
 
 def test_identity_token_is_sent_as_refresh_token() -> None:

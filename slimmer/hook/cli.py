@@ -19,8 +19,8 @@ from ..api import SlimOptions
 from ..errors import UsageError
 from ..registry import RegistryOptions
 from ..report import human
-from .config import (TOKEN_ENV, HookConfig, QueueConfig, load_config, parse_rule_flag,
-                     read_token_file)
+from .config import (TOKEN_ENV, HookConfig, QueueConfig, load_config, load_rule_trust,
+                     parse_rule_flag, read_token_file, trust_by_rule)
 from .logs import setup_logging
 from .store import STATES, Job
 
@@ -174,6 +174,11 @@ def _serve(kw: dict[str, Any], flags: RegistryOptions) -> None:
     rules = tuple(parse_rule_flag(r, options) for r in kw.get("rules") or ()) + cfg.rules
     if not rules:
         raise UsageError("no rules: give --rule GLOB=DESTINATION or [[rules]] in --config")
+    trust_by_rule(rules)
+    workers = kw.get("workers", 1)
+    # Keys are read once, before anything listens or runs; a front without job threads
+    # (--workers 0) never uses them and need not hold them.
+    loaded = load_rule_trust(rules) if workers else rules
     address = kw.get("registry_address") or cfg.registry.address
 
     store = open_store(cfg.queue)
@@ -185,10 +190,9 @@ def _serve(kw: dict[str, Any], flags: RegistryOptions) -> None:
         raise UsageError(f"cannot listen on {server_cfg.listen}: {exc.strerror}") from exc
     log.info("listening on %s%s (%d rules, queue %s)", server.url, server_cfg.path, len(rules),
              cfg.queue.describe(), extra={"listen": server.url, "path": server_cfg.path})
-    workers = kw.get("workers", 1)
     if workers:
         worker_cfg = dataclasses.replace(cfg.worker, concurrency=workers)
-        job_worker = Worker(store, queue, worker_cfg, _registry_for(cfg, flags))
+        job_worker = Worker(store, queue, worker_cfg, _registry_for(cfg, flags), rules=loaded)
         serve_in_thread(server)
 
         def stop_http() -> None:
@@ -218,9 +222,10 @@ def _worker(kw: dict[str, Any], flags: RegistryOptions) -> None:
     _logging(cfg)
     changes = {k: kw[k] for k in ("concurrency", "max_attempts") if kw.get(k) is not None}
     worker_cfg = dataclasses.replace(cfg.worker, **changes)
+    rules = load_rule_trust(cfg.rules)        # bad keys or passwords stop us here
     store = open_store(cfg.queue)
     queue = JobQueue(cfg.queue)
-    job_worker = Worker(store, queue, worker_cfg, _registry_for(cfg, flags))
+    job_worker = Worker(store, queue, worker_cfg, _registry_for(cfg, flags), rules=rules)
     run_consumer(job_worker)
 
 

@@ -9,11 +9,13 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..api import SlimOptions
-from ..errors import UsageError
-from .rules import DEFAULT_EXCLUDE_TAGS, Rule, options_from_mapping
+from ..errors import SlimmerError, UsageError
+from ..trust.options import TrustOptions
+from .rules import (DEFAULT_EXCLUDE_TAGS, OPTION_NAMES, TRUST_KEYS, Rule, options_from_mapping,
+                    trust_from_mapping)
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_PATH = "/notifications"
@@ -156,10 +158,23 @@ def read_token_file(path: str) -> str:
     return token
 
 
+_RULE_KEYS = ("match", "destination", "name", "tags", "exclude_tags")
+
+
 def rule_from_mapping(table: Mapping[str, Any], where: str) -> Rule:
-    """A Rule from one ``[[rules]]`` table: match, destination, name, tags, exclude_tags and
-    any SlimOptions field (profiles, compression, strip, keep, platforms, merge, ...)."""
+    """A Rule from one ``[[rules]]`` table: match, destination, name, tags, exclude_tags,
+    any SlimOptions field (profiles, compression, strip, keep, platforms, merge, ...) and the
+    trust keys (verify_keys, sign_key, sign_key_password_env/_file, sign_annotations,
+    attach_report). Key files are read later, by :func:`load_rule_trust`."""
     table = dict(table)
+    for key in table:
+        name = key.replace("-", "_")
+        if key not in _RULE_KEYS and name not in OPTION_NAMES and name not in TRUST_KEYS:
+            known = sorted({*_RULE_KEYS, *OPTION_NAMES, *TRUST_KEYS})
+            raise UsageError(f"config: {where}: unknown option {key!r} (known: "
+                             f"{', '.join(known)})")
+    trust = trust_from_mapping({k: table.pop(k) for k in list(table)
+                                if k.replace("-", "_") in TRUST_KEYS}, f"config: {where}")
     try:
         match, destination = table.pop("match"), table.pop("destination")
     except KeyError as exc:
@@ -176,9 +191,36 @@ def rule_from_mapping(table: Mapping[str, Any], where: str) -> Rule:
     options = options_from_mapping(table, where=f"config: {where}")
     try:
         return Rule(match, destination, check_options(options), tuple(tags), tuple(exclude),
-                    name)
+                    name, trust)
     except UsageError as exc:
         raise UsageError(f"config: {where}: {exc}") from exc
+
+
+def trust_by_rule(rules: Sequence[Rule]) -> dict[str, TrustOptions | None]:
+    """Each rule name's TrustOptions: how a worker finds the keys of a job's rule. Rules that
+    share a name must share their trust settings too (UsageError otherwise)."""
+    out: dict[str, TrustOptions | None] = {}
+    for rule in rules:
+        if rule.name in out and out[rule.name] != rule.trust:
+            raise UsageError(f"config: two rules are named {rule.name!r} but verify or sign "
+                             "differently; give them distinct names")
+        out.setdefault(rule.name, rule.trust)
+    return out
+
+
+def load_rule_trust(rules: Sequence[Rule]) -> tuple[Rule, ...]:
+    """The rules with their keys read and decrypted, once, at start-up: a missing key file,
+    a bad key or a wrong password stops ``slim serve``/``slim worker`` before any job runs."""
+    trust_by_rule(rules)
+    out = []
+    for rule in rules:
+        if rule.trust is not None:
+            try:
+                rule = dataclasses.replace(rule, trust=rule.trust.load())
+            except SlimmerError as exc:
+                raise type(exc)(f"config: rule {rule.name!r}: {exc}") from exc
+        out.append(rule)
+    return tuple(out)
 
 
 def check_options(options: SlimOptions) -> SlimOptions:
@@ -219,6 +261,7 @@ def load_config(path: str | None) -> HookConfig:
     if not isinstance(rules_doc, list):
         raise UsageError(f"config {path}: rules must be an array of tables ([[rules]])")
     rules = tuple(rule_from_mapping(t, f"rules[{n}]") for n, t in enumerate(rules_doc))
+    trust_by_rule(rules)
     try:
         return HookConfig(
             server=ServerConfig(**server),

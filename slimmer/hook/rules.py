@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -19,6 +20,7 @@ from typing import Any, Mapping, Sequence
 from ..api import SlimOptions
 from ..errors import UsageError
 from ..refs import parse_registry_reference
+from ..trust.options import TrustOptions
 
 PLACEHOLDERS = ("registry", "repo", "tag", "digest")
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
@@ -100,7 +102,8 @@ def template_regex(template: str) -> re.Pattern[str]:
 @dataclass(frozen=True)
 class Rule:
     """Repositories matching ``match`` (and a tag matching ``tags`` but none of
-    ``exclude_tags``) are slimmed with ``options`` into ``destination``."""
+    ``exclude_tags``) are slimmed with ``options`` into ``destination``; ``trust`` (optional)
+    verifies the source and signs the result as ``slim push --verify-key/--sign-key`` do."""
 
     match: str
     destination: str
@@ -108,6 +111,7 @@ class Rule:
     tags: tuple[str, ...] = ("*",)
     exclude_tags: tuple[str, ...] = DEFAULT_EXCLUDE_TAGS
     name: str = ""
+    trust: TrustOptions | None = None
 
     def __post_init__(self) -> None:
         check_template(self.destination)
@@ -168,6 +172,8 @@ def job_id(source: str, destination: str) -> str:
 
 _OPTION_FIELDS = {f.name: f for f in dataclasses.fields(SlimOptions)}
 _TUPLE_FIELDS = {n for n, f in _OPTION_FIELDS.items() if str(f.type).startswith("tuple")}
+#: The SlimOptions keys a rule or job accepts.
+OPTION_NAMES = frozenset(_OPTION_FIELDS)
 
 
 def options_from_mapping(data: Mapping[str, Any], base: SlimOptions | None = None,
@@ -199,3 +205,87 @@ def options_to_mapping(options: SlimOptions) -> dict[str, Any]:
     """JSON-ready form of SlimOptions (tuples as lists)."""
     return {k: list(v) if isinstance(v, tuple) else v
             for k, v in dataclasses.asdict(options).items()}
+
+
+# -- trust <-> plain data ----------------------------------------------------------------------
+
+#: The keys of a rule that make its TrustOptions (the ``slim push`` trust flags).
+TRUST_KEYS = ("verify_keys", "sign_key", "sign_key_password_env", "sign_key_password_file",
+              "sign_annotations", "attach_report")
+#: The entry of a job's options that records its rule's trust settings (paths only, no keys).
+TRUST_RECORD = "trust"
+
+
+def trust_from_mapping(data: Mapping[str, Any], where: str = "trust") -> TrustOptions | None:
+    """TrustOptions from the trust keys of a rule table (None when it has none); key files
+    are not read here (see ``TrustOptions.load``)."""
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in TRUST_KEYS:
+            raise UsageError(f"{where}: unknown trust key {key!r} (known: "
+                             f"{', '.join(TRUST_KEYS)})")
+        if name == "verify_keys":
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not value or \
+                    not all(isinstance(v, str) and v for v in value):
+                raise UsageError(f"{where}: verify_keys must be a list of key file paths")
+            value = tuple(value)
+        elif name == "sign_annotations":
+            if not isinstance(value, dict) or not all(isinstance(v, str)
+                                                      for v in value.values()):
+                raise UsageError(f"{where}: sign_annotations must be a table of strings "
+                                 "(KEY = \"VALUE\")")
+        elif name == "attach_report":
+            if not isinstance(value, bool):
+                raise UsageError(f"{where}: attach_report must be true or false")
+        elif not isinstance(value, str) or not value:
+            raise UsageError(f"{where}: {name} must be a non-empty string")
+        values[name] = value
+    if not values:
+        return None
+    try:
+        return TrustOptions(**values)
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from exc
+
+
+def _key_path(key: Any) -> str:
+    """A key as configured: its path (or, for an already loaded key, where it came from)."""
+    if isinstance(key, (str, os.PathLike)):
+        return os.fspath(key)
+    source = str(getattr(key, "source", "") or "loaded key")
+    return source.removeprefix("public key ").removeprefix("private key ")
+
+
+def trust_record(trust: TrustOptions | None) -> dict[str, Any] | None:
+    """What a job records of its rule's trust: key paths and the attach setting, never keys
+    or passwords (the worker uses the keys its own config loaded, by rule name)."""
+    if trust is None:
+        return None
+    out: dict[str, Any] = {"verify_keys": [_key_path(k) for k in trust.verify_keys]}
+    if trust.sign_key is not None:
+        out["sign_key"] = _key_path(trust.sign_key)
+    if trust.attach_report is not None:
+        out["attach_report"] = trust.attach_report
+    return out
+
+
+def job_options(rule: Rule) -> dict[str, Any]:
+    """The options a job records for ``rule``: its SlimOptions, plus the trust record."""
+    out = options_to_mapping(rule.options)
+    record = trust_record(rule.trust)
+    if record is not None:
+        out[TRUST_RECORD] = record
+    return out
+
+
+def split_job_options(data: Mapping[str, Any], where: str = "options"
+                      ) -> tuple[SlimOptions, dict[str, Any] | None]:
+    """A job's recorded options -> (SlimOptions, trust record or None)."""
+    rest = dict(data)
+    record = rest.pop(TRUST_RECORD, None)
+    if record is not None and not isinstance(record, dict):
+        raise UsageError(f"{where}: {TRUST_RECORD} must be an object")
+    return options_from_mapping(rest, where=where), record

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 from ..errors import SlimmerError
 from .config import ServerConfig
 from .events import EventError, Parsed, PushEvent, parse_notification
-from .rules import Rule, decide, job_id, options_to_mapping
+from .rules import Rule, decide, job_id, job_options
 from .store import STATES, JobSpec, JobStore
 from .worker import USER_AGENT_PREFIX
 
@@ -102,7 +102,7 @@ class Hook:
         source = f"{registry}/{push.repository}@{push.digest}"
         jid = job_id(source, decision.destination)
         spec = JobSpec(jid, source, decision.destination, registry, push.repository, push.tag,
-                       push.digest, decision.rule.name, options_to_mapping(decision.rule.options))
+                       push.digest, decision.rule.name, job_options(decision.rule))
         detail = {**what, "job": jid, "destination": decision.destination}
         if not self.store.create(spec):
             log.info("duplicate push %s:%s (job %s exists)", push.repository, push.tag, jid,

@@ -22,21 +22,22 @@ import socket
 import threading
 import time
 import uuid
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import httpx
 from huey import signals as huey_signals  # type: ignore[import-untyped]
 
 from .. import api
-from ..errors import AuthError, NotFoundError, RegistryError, SlimmerError
+from ..errors import AuthError, NotFoundError, RegistryError, SlimmerError, UsageError
 from ..model import ANNOT_SOURCE_DIGEST
 from ..refs import parse_registry_reference
 from ..registry import RegistryOptions
+from ..registry.options import slimmer_version
 from ..report import Report
-from .config import WorkerConfig
+from ..trust.options import TrustOptions
+from .config import WorkerConfig, load_rule_trust, trust_by_rule
 from .queue import JobQueue
-from .rules import options_from_mapping
+from .rules import Rule, split_job_options
 from .store import DONE, FAILED, SKIPPED, Job, JobStore, StoreError
 
 log = logging.getLogger("slimmer.hook.worker")
@@ -48,43 +49,12 @@ SlimFn = Callable[..., Report]
 AnnotationsFn = Callable[[str, RegistryOptions], Mapping[str, str]]
 
 
-def user_agent() -> str:
-    """The User-Agent of the hook's registry requests; the front ignores pushes that carry it."""
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        v = version("slimmer")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        v = "0"
-    return f"{USER_AGENT_PREFIX}{v}"
-
-
 USER_AGENT_PREFIX = "slimmer-hook/"
 
 
-class _UserAgentTransport(httpx.BaseTransport):
-    """Sets our User-Agent on every request; closed once per job, not by each client."""
-
-    def __init__(self, inner: httpx.BaseTransport, agent: str) -> None:
-        self.inner = inner
-        self.agent = agent
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.headers["User-Agent"] = self.agent
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        pass
-
-
-@contextmanager
-def job_registry_options(base: RegistryOptions) -> Iterator[RegistryOptions]:
-    """``base`` with a transport that identifies the hook, for the length of one job."""
-    inner = base.transport or httpx.HTTPTransport(verify=base.ssl_context())
-    try:
-        yield dataclasses.replace(base, transport=_UserAgentTransport(inner, user_agent()))
-    finally:
-        if base.transport is None:
-            inner.close()
+def user_agent() -> str:
+    """The User-Agent of the hook's registry requests; the front ignores pushes that carry it."""
+    return f"{USER_AGENT_PREFIX}{slimmer_version()}"
 
 
 def source_annotations(source: str, registry: RegistryOptions) -> Mapping[str, str]:
@@ -115,16 +85,22 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class Worker:
-    """Runs jobs by id: claim, heartbeat, slim, record the outcome or schedule a retry."""
+    """Runs jobs by id: claim, heartbeat, slim, record the outcome or schedule a retry.
+
+    ``rules`` give each job's trust settings by rule name; their keys are loaded here, once
+    (TrustError for a bad key or password), so no job ever reads a key file. Registry requests
+    carry the hook's User-Agent (``registry.user_agent`` is replaced)."""
 
     def __init__(self, store: JobStore, queue: JobQueue, config: WorkerConfig,
                  registry: RegistryOptions | None = None, slim_fn: SlimFn | None = None,
-                 annotations_fn: AnnotationsFn | None = None, owner: str | None = None
-                 ) -> None:
+                 annotations_fn: AnnotationsFn | None = None, owner: str | None = None,
+                 rules: Sequence[Rule] = ()) -> None:
         self.store = store
         self.queue = queue
         self.config = config
-        self.registry = registry or RegistryOptions()
+        self.registry = dataclasses.replace(registry or RegistryOptions(),
+                                            user_agent=user_agent())
+        self.trust = trust_by_rule(load_rule_trust(rules))
         self.slim_fn = slim_fn or api.slim
         self.annotations_fn = annotations_fn or source_annotations
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -166,16 +142,17 @@ class Worker:
         try:
             if sleep:
                 time.sleep(float(sleep))
-            with job_registry_options(self.registry) as registry:
-                annotations = self.annotations_fn(job.source, registry)
-                if ANNOT_SOURCE_DIGEST in annotations:
-                    reason = (f"source is slimmer output (of "
-                              f"{annotations[ANNOT_SOURCE_DIGEST]}); not slimmed again")
-                    self.store.finish(job.id, self.owner, SKIPPED, error=reason)
-                    log.info("job %s skipped: %s", job.id, reason, extra=fields)
-                    return
-                options = options_from_mapping(job.options, where=f"job {job.id}")
-                report = self.slim_fn(job.source, job.destination, options, registry=registry)
+            options, recorded = split_job_options(job.options, where=f"job {job.id}")
+            trust = self._trust_for(job, recorded)
+            annotations = self.annotations_fn(job.source, self.registry)
+            if ANNOT_SOURCE_DIGEST in annotations:
+                reason = (f"source is slimmer output (of "
+                          f"{annotations[ANNOT_SOURCE_DIGEST]}); not slimmed again")
+                self.store.finish(job.id, self.owner, SKIPPED, error=reason)
+                log.info("job %s skipped: %s", job.id, reason, extra=fields)
+                return
+            report = self.slim_fn(job.source, job.destination, options, registry=self.registry,
+                                  trust=trust)
         except Exception as exc:
             self._failed(job, exc, fields)
             return
@@ -189,6 +166,17 @@ class Worker:
                  time.monotonic() - started, job.source, job.destination, before, after,
                  extra={**fields, "bytes_before": before, "bytes_after": after,
                         "digest": report.digest})
+
+    def _trust_for(self, job: Job, recorded: Mapping[str, Any] | None) -> TrustOptions | None:
+        """The loaded trust options of the job's rule. A job whose record says its rule
+        verifies or signs fails (never runs unverified) when this worker's rule does not."""
+        trust = self.trust.get(job.rule)
+        if recorded is not None and trust is None:
+            what = "has no trust settings" if job.rule in self.trust else "is unknown"
+            raise UsageError(f"rule {job.rule!r} verifies or signs ({_describe(recorded)}), "
+                             f"but in this worker's config it {what}; run workers with the "
+                             "front's --config")
+        return trust
 
     def _failed(self, job: Job, exc: Exception, fields: dict[str, Any]) -> None:
         error = str(exc).replace("\n", " ") or type(exc).__name__
@@ -247,6 +235,13 @@ class Worker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def _describe(record: Mapping[str, Any]) -> str:
+    parts = [f"verify key {k}" for k in record.get("verify_keys") or ()]
+    if record.get("sign_key"):
+        parts.append(f"sign key {record['sign_key']}")
+    return ", ".join(parts) or "report attached"
 
 
 _CLAIM_TEXT = {"missing": "no such job", "busy": "running in another worker",

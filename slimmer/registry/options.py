@@ -3,8 +3,9 @@ the registry source and sink; the CLI fills them from flags and environment vari
 
 from __future__ import annotations
 
+import functools
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import httpx
@@ -16,6 +17,21 @@ from ..refs import DOCKER_HUB, LOOPBACK_HOSTS
 DOCKER_HUB_API = "registry-1.docker.io"
 
 Side = Literal["source", "dest"]
+
+
+@functools.cache
+def slimmer_version() -> str:
+    """The installed slimmer version ("0" when running from a bare source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("slimmer")
+    except PackageNotFoundError:  # pragma: no cover - not installed
+        return "0"
+
+
+def default_user_agent() -> str:
+    """``slimmer/VERSION``: the User-Agent of every registry request unless set otherwise."""
+    return f"slimmer/{slimmer_version()}"
 
 
 @dataclass(frozen=True)
@@ -42,7 +58,8 @@ def parse_creds(text: str, flag: str = "--creds") -> Credentials:
 class RegistryOptions:
     """How to reach registries. ``tls_verify=None`` means: verify certificates, and reach
     loopback hosts (localhost, 127.0.0.1, [::1]) over plain HTTP unless ``ca_file`` is given;
-    ``True``/``False`` force HTTPS with/without verification on every host but ``insecure``."""
+    ``True``/``False`` force HTTPS with/without verification on every host but ``insecure``.
+    ``user_agent`` is sent on every request (registry, token server, blob redirects)."""
 
     creds: str | None = None                # USER:PASS for both sides
     src_creds: str | None = None            # USER:PASS for the source registry
@@ -57,6 +74,13 @@ class RegistryOptions:
     max_retry_after: float = 30.0           # upper bound on an honoured Retry-After
     chunk_size: int = 8 << 20               # bytes per PATCH of a streamed upload
     transport: httpx.BaseTransport | None = None  # a test seam (httpx.MockTransport)
+    user_agent: str = field(default_factory=default_user_agent)  # sent on every request
+
+    def __post_init__(self) -> None:
+        agent = self.user_agent
+        if not agent.strip() or not (agent.isascii() and agent.isprintable()):
+            raise UsageError(f"user agent {agent!r} must be non-empty printable ASCII on "
+                             "one line")
 
     def credentials(self, side: Side) -> Credentials | None:
         """Explicit credentials for one side: ``src_creds``/``dest_creds``, else ``creds``."""

@@ -177,9 +177,12 @@ def iter_file(path_or_file: Any, chunk: int = 1 << 20) -> Callable[[], Iterator[
 
 def new_http_client(options: RegistryOptions) -> httpx.Client:
     """The httpx client for one registry: timeouts on every phase, no automatic redirects
-    (blob redirects are followed by hand), our own TLS context (system CAs + --ca-file)."""
+    (blob redirects are followed by hand), our own TLS context (system CAs + --ca-file),
+    ``options.user_agent`` as the User-Agent."""
     timeout = httpx.Timeout(options.timeout, connect=min(options.timeout, 15.0))
+    headers = {"User-Agent": options.user_agent}
     if options.transport is not None:
-        return httpx.Client(transport=options.transport, timeout=timeout,
+        return httpx.Client(transport=options.transport, timeout=timeout, headers=headers,
                             follow_redirects=False)
-    return httpx.Client(verify=options.ssl_context(), timeout=timeout, follow_redirects=False)
+    return httpx.Client(verify=options.ssl_context(), timeout=timeout, headers=headers,
+                        follow_redirects=False)
