@@ -257,9 +257,9 @@ def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: Slim
                 done_bytes[0] += n
                 job.progress("build", done_bytes[0], total)
 
-    tasks = sum(1 for p in plans for o in p.layers if o.mode != PASSTHROUGH)
-    cores = os.cpu_count() or 1
-    threads = max(1, cores // max(1, min(tasks, job.workers)))
+    # Every compressor may use all cores: zstd workers only run while fed, so a big layer
+    # alone gets them all and several layers share them. The output does not depend on it.
+    threads = os.cpu_count() or 1
     for ii, (image, plan) in enumerate(zip(root.images, plans)):
         row = []
         for oi, out in enumerate(plan.layers):

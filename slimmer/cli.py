@@ -70,7 +70,7 @@ def _slim_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--compression", type=click.Choice(["zstd", "gzip", "none", "keep"]),
                      default="zstd", show_default=True, help="Output layer compression."),
         click.option("--level", type=int, default=None,
-                     help="Compression level (zstd 1-19, default 3; gzip 0-3, default 2)."),
+                     help="Compression level (zstd 1-19, default 2; gzip 0-3, default 2)."),
         click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
                      help="Layers built in parallel (default: all cores)."),
         click.option("--json", "json_out", metavar="FILE|-",

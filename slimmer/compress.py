@@ -23,7 +23,7 @@ from .image import BlobWriter
 
 GZIP, ZSTD, NONE = "gzip", "zstd", "none"
 COMPRESSIONS = (ZSTD, GZIP, NONE)
-DEFAULT_LEVEL = {ZSTD: 3, GZIP: 2, NONE: 0}
+DEFAULT_LEVEL = {ZSTD: 2, GZIP: 2, NONE: 0}
 LEVEL_RANGE = {ZSTD: (1, 19), GZIP: (0, 3), NONE: (0, 0)}
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
