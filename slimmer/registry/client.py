@@ -104,10 +104,7 @@ class RegistryClient:
         response.close()
         if response.status_code not in (200, 201):
             raise self.session.fail(response, what)
-        header = response.headers.get("docker-content-digest", "")
-        if header and header != digest:
-            raise RegistryError(f"{what}: registry stored {short(header)}, expected "
-                                f"{short(digest)}")
+        _check_stored(response, digest, what)
         return response.headers
 
     def get_referrers(self, repository: str, digest: str, scopes: frozenset[str],
@@ -210,10 +207,7 @@ class RegistryClient:
         response.close()
         if response.status_code not in (201, 204):
             raise self.session.fail(response, what)
-        header = response.headers.get("docker-content-digest", "")
-        if header and header != digest:
-            raise RegistryError(f"{what}: registry stored {short(header)}, expected "
-                                f"{short(digest)}")
+        _check_stored(response, digest, what)
 
     def upload(self, repository: str, digest: str, content: Body, size: int,
                scopes: frozenset[str], what: str) -> None:
@@ -249,3 +243,9 @@ def _read_limited(response: httpx.Response, limit: int, what: str, raw: bool = T
         chunks.append(chunk)
     return b"".join(chunks)
 
+
+def _check_stored(response: httpx.Response, digest: str, what: str) -> None:
+    """The registry's Docker-Content-Digest, when it sends one, must be what we sent."""
+    header = response.headers.get("docker-content-digest", "")
+    if header and header != digest:
+        raise RegistryError(f"{what}: registry stored {short(header)}, expected {short(digest)}")
