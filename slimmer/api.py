@@ -161,15 +161,24 @@ def _plan_all(root: Root, options: SlimOptions, matcher: Matcher | None, job: _J
     return plans, indexes
 
 
-def analyze(source: str | Source, options: SlimOptions | None = None, *,
-            jobs: int | None = None, progress: ProgressFn | None = None,
-            registry: RegistryOptions | None = None) -> Report:
-    """Plan and measure what ``slim`` would do, writing nothing."""
+def _prepare(source: str | Source, options: SlimOptions | None,
+             registry: RegistryOptions | None
+             ) -> tuple[SlimOptions, Source, Root, list[Profile], Matcher | None]:
+    """Check the options, resolve the source and compile the profiles: what both fronts do
+    before planning."""
     options = options or SlimOptions()
     _check_options(options)
     src = open_source(source, registry)
     root = src.resolve([_platform(p) for p in options.platforms])
     profiles, matcher = _matcher(options)
+    return options, src, root, profiles, matcher
+
+
+def analyze(source: str | Source, options: SlimOptions | None = None, *,
+            jobs: int | None = None, progress: ProgressFn | None = None,
+            registry: RegistryOptions | None = None) -> Report:
+    """Plan and measure what ``slim`` would do, writing nothing."""
+    options, src, root, profiles, matcher = _prepare(source, options, registry)
     workers = _jobs(options, jobs)
     with ThreadPoolExecutor(workers) as pool:
         job = _Job(pool, workers, progress)
@@ -197,18 +206,15 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     ``trust`` (registry references): verify the source's cosign signature before anything is
     pushed; after the tag, attach the report and sign the new digest (``report.attachments``).
     """
-    options = options or SlimOptions()
-    _check_options(options)
     if trust is not None:
         from .trust import remote
+        _check_options(options or SlimOptions())
         trust = trust.load()
         remote.check_targets(trust, source, dest)
-    src = open_source(source, registry)
-    root = src.resolve([_platform(p) for p in options.platforms])
+    options, src, root, profiles, matcher = _prepare(source, options, registry)
     verified = None
     if trust is not None and trust.verify_keys:
         verified = remote.verify_source(src, root.descriptor.digest, trust, registry)
-    profiles, matcher = _matcher(options)
     sink = open_sink(dest, registry)
     try:
         workers = _jobs(options, None)

@@ -176,6 +176,18 @@ def _run(fn: Callable[[], None]) -> None:
         sys.exit(130)
 
 
+def _run_with_report(make: Callable[[_Progress], Report], json_out: str | None) -> None:
+    """Run a command that produces a report, with a progress display, and print the report."""
+    def go() -> None:
+        progress = _Progress()
+        try:
+            report = make(progress)
+        finally:
+            progress.close()
+        _emit(report, json_out)
+    _run(go)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="slimmer", prog_name="slim")
 def main() -> None:
@@ -194,15 +206,9 @@ def main() -> None:
 @push_trust_options
 def push(source: str, destination: str, **kw: Any) -> None:
     """Slim SOURCE and write the result to DESTINATION."""
-    def go() -> None:
-        progress = _Progress()
-        try:
-            report = api.slim(source, destination, _options(kw), progress=progress,
-                              registry=_registry(kw), trust=trust_from_flags(kw))
-        finally:
-            progress.close()
-        _emit(report, kw["json_out"])
-    _run(go)
+    _run_with_report(lambda progress: api.slim(
+        source, destination, _options(kw), progress=progress, registry=_registry(kw),
+        trust=trust_from_flags(kw)), kw["json_out"])
 
 
 @main.command()
@@ -211,15 +217,8 @@ def push(source: str, destination: str, **kw: Any) -> None:
 @_registry_options
 def analyze(source: str, **kw: Any) -> None:
     """Show the plan and what it would save for SOURCE; writes nothing."""
-    def go() -> None:
-        progress = _Progress()
-        try:
-            report = api.analyze(source, _options(kw), progress=progress,
-                                 registry=_registry(kw))
-        finally:
-            progress.close()
-        _emit(report, kw["json_out"])
-    _run(go)
+    _run_with_report(lambda progress: api.analyze(
+        source, _options(kw), progress=progress, registry=_registry(kw)), kw["json_out"])
 
 
 @main.command()
