@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -10,9 +11,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .assemble import build_config, build_index, build_manifest, config_media_type
 from .compress import LEVEL_RANGE, LayerResult
+from .digest import sha256_digest
 from .errors import SlimmerError, UsageError
 from .image import Image, Root, Sink, Source
-from .model import Descriptor, Platform
+from .model import (ANNOT_OPTIONS_DIGEST, ANNOT_SOURCE_DIGEST, Descriptor, Platform,
+                    dump_json)
 from .pipeline import build_layer
 from .plan import (KEEP, PASSTHROUGH, REBUILD, RECOMPRESS, DEFAULT_MERGE_THRESHOLD, ImagePlan,
                    OutputLayer, PlanOptions, group_layers, plan_image)
@@ -216,6 +219,15 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     if trust is not None and trust.verify_keys:
         verified = remote.verify_source(src, root.descriptor.digest, trust, registry)
     sink = open_sink(dest, registry)
+    fingerprint = options_digest(options, profiles)
+    if trust is None or trust.sign_key is None:
+        existing = _up_to_date(sink, root.descriptor.digest, fingerprint)
+        if existing is not None:
+            sink.abort()
+            return Report("push", src.name, sink.name, root.descriptor.digest, existing, [],
+                          [p.name for p in profiles], _warnings(profiles, root) + [
+                              "destination already holds this source slimmed with these "
+                              "options: nothing written"], verified)
     try:
         workers = _jobs(options, None)
         with ThreadPoolExecutor(workers) as pool:
@@ -226,12 +238,12 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
         for image, plan, res in zip(root.images, plans, results):
             cfg_raw = build_config(image, plan, res)
             cfg = sink.put_manifest(cfg_raw, config_media_type(image, res))
-            man_raw, man_type = build_manifest(image, plan, res, cfg, options.base)
+            man_raw, man_type = build_manifest(image, plan, res, cfg, options.base, fingerprint)
             desc = sink.put_manifest(man_raw, man_type)
             manifests.append(Descriptor(desc.media_type, desc.digest, desc.size, None,
                                         image.descriptor.platform or None))
         if root.index is not None and not (options.platforms and len(manifests) == 1):
-            raw, mt = build_index(root, manifests)
+            raw, mt = build_index(root, manifests, fingerprint)
             top = sink.put_manifest(raw, mt)
         else:
             top = Descriptor(manifests[0].media_type, manifests[0].digest, manifests[0].size)
@@ -247,6 +259,40 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     if trust is not None:
         report.attachments = remote.publish(report, sink, top, trust, src, options, registry)
     return report
+
+
+#: Bump when the bytes slimmer writes for the same input and options change (a new default
+#: compression parameter, a different tar layout), so old results are not taken as current.
+OUTPUT_FORMAT = 1
+
+
+def options_digest(options: SlimOptions, profiles: Sequence[Profile]) -> str:
+    """A digest of everything that decides the output bytes (the rules' content included)."""
+    doc = {"format": OUTPUT_FORMAT,
+           "profiles": [[p.name, repr(p.rules)] for p in profiles],
+           "strip": list(options.strip), "keep": list(options.keep),
+           "platforms": sorted(options.platforms), "merge": options.merge,
+           "merge_threshold": options.merge_threshold, "base": options.base,
+           "keep_base": options.keep_base, "compression": options.compression,
+           "level": options.level}
+    return sha256_digest(dump_json(doc))
+
+
+def _up_to_date(sink: Sink, source_digest: str, fingerprint: str) -> str | None:
+    """Digest of what the destination tag holds if it is this source slimmed with these
+    options (its annotations say so), else None."""
+    current = getattr(sink, "current", None)
+    raw = current() if current is not None else None
+    if raw is None:
+        return None
+    try:
+        annotations = json.loads(raw).get("annotations") or {}
+    except (ValueError, AttributeError):
+        return None
+    if annotations.get(ANNOT_SOURCE_DIGEST) == source_digest and \
+            annotations.get(ANNOT_OPTIONS_DIGEST) == fingerprint:
+        return sha256_digest(raw)
+    return None
 
 
 def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: SlimOptions,

@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 from .compress import GZIP, NONE, ZSTD, LayerResult
 from .image import Image, Root
-from .model import (ANNOT_BASE_DIGEST, ANNOT_BASE_NAME, ANNOT_SOURCE_DIGEST, DOCKER_CONFIG,
+from .model import (ANNOT_BASE_DIGEST, ANNOT_BASE_NAME, ANNOT_OPTIONS_DIGEST, ANNOT_SOURCE_DIGEST, DOCKER_CONFIG,
                     DOCKER_LAYER_FOREIGN, DOCKER_LAYER_GZIP, DOCKER_LAYER_TAR, DOCKER_LIST,
                     DOCKER_MANIFEST, DOCKER_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP,
                     OCI_LAYER_NONDIST_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, OCI_MANIFEST,
@@ -102,7 +102,8 @@ def build_config(image: Image, plan: ImagePlan, results: Sequence[LayerResult]) 
 
 
 def build_manifest(image: Image, plan: ImagePlan, results: Sequence[LayerResult],
-                   config: Descriptor, base: int) -> tuple[bytes, str]:
+                   config: Descriptor, base: int, options_digest: str | None = None
+                   ) -> tuple[bytes, str]:
     """New manifest bytes and media type; records the source digest in an annotation."""
     oci = uses_oci(image, results)
     layers = [layer_descriptor(image, out, res, oci).to_json()
@@ -115,6 +116,8 @@ def build_manifest(image: Image, plan: ImagePlan, results: Sequence[LayerResult]
         annotations.pop(ANNOT_BASE_DIGEST, None)
         annotations.pop(ANNOT_BASE_NAME, None)
     annotations[ANNOT_SOURCE_DIGEST] = image.descriptor.digest
+    if options_digest:
+        annotations[ANNOT_OPTIONS_DIGEST] = options_digest
     media_type = OCI_MANIFEST if oci else DOCKER_MANIFEST
     doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type,
                            "config": config.to_json(), "layers": layers,
@@ -126,7 +129,8 @@ def config_media_type(image: Image, results: Sequence[LayerResult]) -> str:
     return OCI_CONFIG if uses_oci(image, results) else DOCKER_CONFIG
 
 
-def build_index(root: Root, manifests: Sequence[Descriptor]) -> tuple[bytes, str]:
+def build_index(root: Root, manifests: Sequence[Descriptor],
+                options_digest: str | None = None) -> tuple[bytes, str]:
     """New index over the slimmed platform manifests (skipped entries are dropped)."""
     assert root.index is not None
     oci = root.index.media_type not in DOCKER_TYPES or any(
@@ -139,4 +143,6 @@ def build_index(root: Root, manifests: Sequence[Descriptor]) -> tuple[bytes, str
     doc["manifests"] = [m.to_json() for m in manifests]
     annotations: Mapping[str, str] = dict(root.index.annotations or {})
     doc["annotations"] = {**annotations, ANNOT_SOURCE_DIGEST: root.descriptor.digest}
+    if options_digest:
+        doc["annotations"][ANNOT_OPTIONS_DIGEST] = options_digest
     return dump_json(doc), media_type

@@ -133,3 +133,6 @@ class Sink(Protocol):
         ...
 
     def abort(self) -> None: ...
+
+    # Optional: ``current() -> bytes | None``, the manifest/index the destination reference
+    # points at now; lets ``slim`` skip a push whose result is already there.

@@ -44,6 +44,7 @@ ANNOT_BASE_DIGEST = "org.opencontainers.image.base.digest"
 ANNOT_BASE_NAME = "org.opencontainers.image.base.name"
 ANNOT_SOURCE_DIGEST = "io.slimmer.source.digest"
 ANNOT_SOURCE_NAME = "io.slimmer.source.name"
+ANNOT_OPTIONS_DIGEST = "io.slimmer.options.digest"
 
 
 def _need(obj: Mapping[str, Any], key: str, typ: type | tuple[type, ...], what: str) -> Any:

@@ -133,3 +133,18 @@ def test_bad_options_are_usage_errors(tmp_path: Path, bad: dict[str, Any]) -> No
     with pytest.raises(slimmer.UsageError):
         slimmer.slim(f"oci:{src}:v1", f"oci:{tmp_path / 'out'}:v1", SlimOptions(**bad))
     assert not (tmp_path / "out").exists()
+
+
+def test_second_push_of_the_same_result_writes_nothing(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    write_layout(src, [tagged(make_image(src, LAYERS), "v1")])
+    first = slimmer.slim(f"oci:{src}:v1", f"oci:{out}:v1")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    again = slimmer.slim(f"oci:{src}:v1", f"oci:{out}:v1")
+    assert again.digest == first.digest and again.images == []
+    assert any("nothing written" in w for w in again.warnings)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    other = slimmer.slim(f"oci:{src}:v1", f"oci:{out}:v1", SlimOptions(compression="gzip"))
+    assert other.images and other.digest != first.digest
+    man = read_json(out, top(out)["digest"])
+    assert man["annotations"]["io.slimmer.options.digest"].startswith("sha256:")

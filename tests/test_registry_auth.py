@@ -76,7 +76,9 @@ def test_wrong_password_is_one_line_and_tags_nothing(basic_registry: Registry,
     dest = f"{host}/team/wrong:1"
     line = one_line_exit_1(["push", "--dest-creds", "alice:nope", EXAMPLE, dest],
                            env={"DOCKER_CONFIG": str(tmp_path)})
-    assert f"pushing {dest} blob sha256:" in line and "refused the username or password" in line
+    # the destination is asked for its current tag before anything is built or uploaded
+    assert f"pushing {dest}: reading the current tag" in line
+    assert "refused the username or password" in line
     line = one_line_exit_1(["push", EXAMPLE, dest], env={"DOCKER_CONFIG": str(tmp_path)})
     assert "requires a login (use --creds or docker login)" in line
     assert not exists(dest, "--creds", "alice:s3cret:with:colons")
@@ -107,7 +109,7 @@ def test_tls_with_ca_file(tls_registry: Registry) -> None:
 def test_tls_without_the_ca_fails_and_no_tls_verify_works(tls_registry: Registry) -> None:
     host = tls_registry.host
     line = one_line_exit_1(["push", "--tls-verify", EXAMPLE, f"{host}/team/app:bad"])
-    assert line.startswith(f"slim: error: pushing {host}/team/app:bad blob sha256:")
+    assert line.startswith(f"slim: error: pushing {host}/team/app:bad: reading the current tag")
     assert "TLS with 127.0.0.1 failed: unable to get local issuer certificate" in line
     assert "--ca-file" in line
     result = CliRunner().invoke(main, ["push", "--no-tls-verify", EXAMPLE,

@@ -65,9 +65,17 @@ def test_push_layout_then_push_again_sends_no_blob_bytes(registry: Registry,
     options, second = watched()
     again = slimmer.slim(EXAMPLE, dest, registry=options)
     assert again.digest == report.digest
+    assert again.images == []  # the tag already holds this result: nothing built or sent
     assert second.upload_bytes == 0
     assert second.count("PATCH") == 0 and second.count("PUT", "/blobs/uploads/") == 0
     assert second.count("POST") == 0
+
+    # Another tag of the same result: everything is built again, every blob is skipped (HEAD).
+    options, third = watched()
+    other = slimmer.slim(EXAMPLE, f"{registry.host}/team/app:1.0-slim-again", registry=options)
+    assert other.digest == report.digest and other.images
+    assert third.upload_bytes == 0
+    assert third.count("PATCH") == 0 and third.count("POST") == 0
 
 
 def test_registry_to_registry_mounts_unchanged_layers(registry: Registry,

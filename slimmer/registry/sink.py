@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from ..digest import sha256_digest, short
-from ..errors import AuthError, OutputError, UsageError
+from ..errors import AuthError, NotFoundError, OutputError, UsageError
 from ..image import BlobOrigin, BlobWriter, Opener, copy_into
 from ..model import INDEX_TYPES, MANIFEST_TYPES, Descriptor
 from ..refs import RegistryRef
@@ -45,6 +45,17 @@ class RegistrySink:
         """What this sink's token must allow: push here, plus pull on repositories it mounts
         from (one token then serves every request)."""
         return self._scopes
+
+    def current(self) -> bytes | None:
+        """The manifest or index bytes the destination tag points at now (None: no such tag)."""
+        if not self.ref.tag:
+            return None
+        what = f"pushing {self.name}: reading the current tag"
+        try:
+            raw, _, _ = self.client.get_manifest(self.repository, self.ref.tag, self._scopes, what)
+        except NotFoundError:
+            return None
+        return raw
 
     def _check_open(self) -> None:
         if self._state != "open":

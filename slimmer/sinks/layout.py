@@ -219,6 +219,26 @@ class LayoutSink:
             raise OutputError(f"{what}: 'manifests' is not a list of objects")
         return doc
 
+    def current(self) -> bytes | None:
+        """The manifest or index bytes the destination tag points at now (None: no such tag)."""
+        if self._new or self.tag is None:
+            return None
+        for entry in self._read_index().get("manifests") or ():
+            if _ref_name(entry) == self.tag and isinstance(entry, dict):
+                try:
+                    digest = check_digest(entry.get("digest"), "index.json entry")
+                except InputError:
+                    return None
+                path = os.path.join(self._path, "blobs", *digest.split(":", 1))
+                if not os.path.isfile(path) or os.path.getsize(path) > (4 << 20):
+                    return None
+                try:
+                    with open(path, "rb") as fh:
+                        return fh.read()
+                except OSError:
+                    return None
+        return None
+
     def _check_open(self) -> None:
         if self._state != "open":
             raise OutputError(f"writing {self.label}: sink already {self._state}")
