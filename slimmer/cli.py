@@ -161,7 +161,14 @@ def _emit(report: Report, json_out: str | None) -> None:
                 fh.write(text)
         except OSError as exc:
             raise UsageError(f"writing report {json_out}: {exc.strerror}") from exc
-    sys.stdout.write(report.render_text())
+    # Paths in layers are bytes; undecodable ones come back as they were, not as a crash.
+    text = report.render_text()
+    if hasattr(sys.stdout, "buffer"):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+        sys.stdout.buffer.flush()
+    else:
+        sys.stdout.write(text)
 
 
 def _run(fn: Callable[[], None]) -> None:

@@ -55,3 +55,19 @@ def test_sizes() -> None:
     assert parse_size("16MiB") == 16 << 20
     assert parse_size("10MB") == 10_000_000
     assert parse_size("4096") == 4096
+
+
+def test_undecodable_file_names_are_printed_as_bytes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from layoututil import make_image, tagged, write_layout
+    src = tmp_path / "src"
+    name = b"tmp/caf\xe9-\xff.log".decode("utf-8", "surrogateescape")
+    write_layout(src, [tagged(make_image(src, [{name: b"x" * 100, "etc/ok": b"ok"}]), "v1")])
+    import os
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}  # as in a UTF-8 desktop locale
+    out = subprocess.run([sys.executable, "-m", "slimmer.cli", "analyze", f"oci:{src}:v1"],
+                         capture_output=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert b"/tmp/caf\xe9-\xff.log" in out.stdout
