@@ -312,6 +312,7 @@ def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: Slim
     # Every compressor may use all cores: zstd workers only run while fed, so a big layer
     # alone gets them all and several layers share them. The output does not depend on it.
     threads = os.cpu_count() or 1
+    tasks: dict[Any, tuple[OutputLayer, Image, bool]] = {}
     for ii, (image, plan) in enumerate(zip(root.images, plans)):
         row = []
         for oi, out in enumerate(plan.layers):
@@ -320,13 +321,15 @@ def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: Slim
                             out.compression)
             else:
                 key = (ii, oi)
-            if key not in futures:
-                futures[key] = job.pool.submit(build_layer, out, image.layers, sink,
-                                               scanned=plan.scanned,
-                                               level=options.level, threads=threads,
-                                               progress=progress)
+            tasks.setdefault(key, (out, image, plan.scanned))
             row.append(key)
         keys.append(row)
+    # Biggest layers first, so a big one does not start last and run alone at the end; the
+    # results are still collected by position.
+    for key, (out, image, scanned) in sorted(
+            tasks.items(), key=lambda kv: -(kv[1][0].input_tar_size or kv[1][0].input_size)):
+        futures[key] = job.pool.submit(build_layer, out, image.layers, sink, scanned=scanned,
+                                       level=options.level, threads=threads, progress=progress)
     try:
         return [[futures[k].result() for k in row] for row in keys]
     except BaseException:
