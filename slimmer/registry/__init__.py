@@ -3,8 +3,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .options import Credentials, RegistryOptions
-from .sink import RegistrySink
-from .source import RegistrySource
+
+if TYPE_CHECKING:
+    from .sink import RegistrySink
+    from .source import RegistrySource
 
 __all__ = ["Credentials", "RegistryOptions", "RegistrySink", "RegistrySource"]
+
+
+def __getattr__(name: str) -> Any:
+    """The source and sink (and httpx under them) load on first use: a run that touches no
+    registry does not pay for them at start-up."""
+    if name == "RegistrySink":
+        from .sink import RegistrySink
+        return RegistrySink
+    if name == "RegistrySource":
+        from .source import RegistrySource
+        return RegistrySource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import functools
 import ssl
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from ..errors import UsageError
 from ..refs import DOCKER_HUB, LOOPBACK_HOSTS

@@ -16,18 +16,47 @@ docstring for its interface and the format facts behind it.
 
 from __future__ import annotations
 
-from .cosign import (SIGNATURE_ANNOTATION, SignatureCheck, SignatureEntry, SignatureManifest,
-                     VerificationResult, append_signature, build_signature_manifest,
-                     normalize_repository, same_repository, sign_payload, signature_tag,
-                     verify_image_signatures, verify_signature)
-from .keys import (PrivateKey, PublicKey, load_private_key, load_private_key_file,
-                   load_public_key, load_public_key_file, read_password)
-from .options import TrustOptions
-from .payload import (COSIGN_SIGNATURE_TYPE, SIMPLESIGNING_MEDIA_TYPE, SimpleSigningPayload,
-                      build_payload, parse_payload)
-from .referrers import (REPORT_ARTIFACT_TYPE, REPORT_MEDIA_TYPE, Artifact, IndexUpdate,
-                        build_report_artifact, list_referrers, referrer_descriptor,
-                        referrers_tag, report_layer, update_referrers_index)
+import importlib
+from typing import Any
+
+_WHERE = {
+    'SIGNATURE_ANNOTATION': 'cosign',
+    'SignatureCheck': 'cosign',
+    'SignatureEntry': 'cosign',
+    'SignatureManifest': 'cosign',
+    'VerificationResult': 'cosign',
+    'append_signature': 'cosign',
+    'build_signature_manifest': 'cosign',
+    'normalize_repository': 'cosign',
+    'same_repository': 'cosign',
+    'sign_payload': 'cosign',
+    'signature_tag': 'cosign',
+    'verify_image_signatures': 'cosign',
+    'verify_signature': 'cosign',
+    'PrivateKey': 'keys',
+    'PublicKey': 'keys',
+    'load_private_key': 'keys',
+    'load_private_key_file': 'keys',
+    'load_public_key': 'keys',
+    'load_public_key_file': 'keys',
+    'read_password': 'keys',
+    'TrustOptions': 'options',
+    'COSIGN_SIGNATURE_TYPE': 'payload',
+    'SIMPLESIGNING_MEDIA_TYPE': 'payload',
+    'SimpleSigningPayload': 'payload',
+    'build_payload': 'payload',
+    'parse_payload': 'payload',
+    'REPORT_ARTIFACT_TYPE': 'referrers',
+    'REPORT_MEDIA_TYPE': 'referrers',
+    'Artifact': 'referrers',
+    'IndexUpdate': 'referrers',
+    'build_report_artifact': 'referrers',
+    'list_referrers': 'referrers',
+    'referrer_descriptor': 'referrers',
+    'referrers_tag': 'referrers',
+    'report_layer': 'referrers',
+    'update_referrers_index': 'referrers',
+}
 
 __all__ = [
     "SIGNATURE_ANNOTATION", "SignatureCheck", "SignatureEntry", "SignatureManifest",
@@ -40,3 +69,12 @@ __all__ = [
     "build_report_artifact", "list_referrers", "referrer_descriptor", "referrers_tag",
     "report_layer", "update_referrers_index", "TrustOptions",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Names load from their module on first use, so importing ``slimmer`` (for example for
+    ``TrustOptions``) does not load the cryptography package until a key is read."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

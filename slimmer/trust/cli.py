@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
@@ -14,7 +14,8 @@ from ..errors import TrustError, UsageError
 from ..refs import RegistryRef, parse_reference
 from ..registry import RegistryOptions
 from ..report import Report
-from .cosign import SignatureCheck, VerificationResult
+if TYPE_CHECKING:
+    from .cosign import SignatureCheck, VerificationResult
 from .options import TrustOptions, parse_annotation
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -111,8 +112,9 @@ def _print_result(image: str, result: VerificationResult, as_json: bool) -> None
 def trust_commands(registry_options: Decorator, registry: Callable[[dict[str, Any]],
                                                                     RegistryOptions],
                    run: Callable[[Callable[[], None]], None]) -> list[click.Command]:
-    """``slim verify`` and ``slim report``, with the group's registry flags and error handling."""
-    from .remote import RemoteRepository, fetch_report, parse_json_report, verify_remote
+    """``slim verify`` and ``slim report``, with the group's registry flags and error handling.
+
+    The registry side (``.remote``, httpx) is imported when a command runs, not at start-up."""
 
     @click.command()
     @click.argument("image")
@@ -131,6 +133,7 @@ def trust_commands(registry_options: Decorator, registry: Callable[[dict[str, An
         repository, and carries every -a KEY=VALUE. Exit status 1 when none counts.
         """
         def go() -> None:
+            from .remote import RemoteRepository, verify_remote
             ref = _registry_ref(image, "verify")
             required = dict(parse_annotation(a, "-a") for a in annotations)
             trust = _keys(keys)
@@ -155,6 +158,8 @@ def trust_commands(registry_options: Decorator, registry: Callable[[dict[str, An
     def report(image: str, as_json: bool, keys: tuple[str, ...], **kw: Any) -> None:
         """Print the report attached to IMAGE by 'slim push': what was removed, by which rule."""
         def go() -> None:
+            from .remote import (RemoteRepository, fetch_report, parse_json_report,
+                                 verify_remote)
             ref = _registry_ref(image, "report")
             trust = _keys(keys) if keys else None
             with RemoteRepository(ref, registry(kw), "source") as repo:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..errors import UsageError
-from .keys import PrivateKey, PublicKey, load_private_key_file, load_public_key_file
+if TYPE_CHECKING:
+    from .keys import PrivateKey, PublicKey
 
 KeyPath = str | os.PathLike[str]
 
@@ -71,9 +72,9 @@ class TrustOptions:
     environ: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        keys = self.verify_keys
-        if isinstance(keys, (str, os.PathLike, PublicKey)):
-            keys = (keys,)
+        keys: Any = self.verify_keys
+        if isinstance(keys, (str, os.PathLike)) or not hasattr(keys, "__iter__"):
+            keys = (keys,)  # one path, or one loaded key
         object.__setattr__(self, "verify_keys", tuple(keys))
         pairs = _pairs(self.sign_annotations, "sign annotations")
         reserved = sorted(k for k, _ in pairs if k in RESERVED_ANNOTATIONS)
@@ -92,6 +93,7 @@ class TrustOptions:
 
     @property
     def loaded(self) -> bool:
+        from .keys import PrivateKey, PublicKey  # cryptography loads only when keys matter
         return (all(isinstance(k, PublicKey) for k in self.verify_keys)
                 and (self.sign_key is None or isinstance(self.sign_key, PrivateKey)))
 
@@ -100,6 +102,7 @@ class TrustOptions:
         or undecryptable key, or a wrong password)."""
         if self.loaded:
             return self
+        from .keys import PrivateKey, PublicKey, load_private_key_file, load_public_key_file
         verify = tuple(k if isinstance(k, PublicKey) else load_public_key_file(k)
                        for k in self.verify_keys)
         sign = self.sign_key
@@ -113,12 +116,14 @@ class TrustOptions:
     def public_keys(self) -> tuple[PublicKey, ...]:
         """The loaded verification keys (call :meth:`load` first)."""
         self._need_loaded()
+        from .keys import PublicKey
         return tuple(k for k in self.verify_keys if isinstance(k, PublicKey))
 
     @property
     def private_key(self) -> PrivateKey | None:
         """The loaded signing key (call :meth:`load` first)."""
         self._need_loaded()
+        from .keys import PrivateKey
         return self.sign_key if isinstance(self.sign_key, PrivateKey) else None
 
     def _need_loaded(self) -> None:
