@@ -122,7 +122,10 @@ class Sink(Protocol):
         a registry sink mounts it from ``origin`` instead of uploading when it can."""
         ...
 
-    def blob_writer(self) -> BlobWriter: ...
+    def blob_writer(self, *, verified: bool = False) -> BlobWriter:
+        """A writer for one blob. ``verified``: the caller hashes exactly what it writes and
+        commits under that digest, so the sink need not hash it again."""
+        ...
 
     def put_manifest(self, raw: bytes, media_type: str) -> Descriptor:
         """Store exact manifest/index/config bytes; returns their descriptor."""

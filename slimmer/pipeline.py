@@ -35,7 +35,7 @@ def build_layer(out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
             progress(layer.descriptor.size)
         return LayerResult(layer.descriptor.digest, layer.descriptor.size, layer.diff_id,
                            out.input_tar_size or 0, out.compression)
-    writer = sink.blob_writer()
+    writer = sink.blob_writer(verified=True)  # LayerWriter hashes every byte it writes
     try:
         recompress = out.mode == RECOMPRESS
         # A recompressed tar is the input tar, whose diff_id the reader already verifies.

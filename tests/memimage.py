@@ -142,7 +142,7 @@ class MemSink:
         with self.lock:
             self.blobs[descriptor.digest] = data
 
-    def blob_writer(self) -> _MemWriter:
+    def blob_writer(self, *, verified: bool = False) -> _MemWriter:
         return _MemWriter(self)
 
     def put_manifest(self, raw: bytes, media_type: str) -> Descriptor:

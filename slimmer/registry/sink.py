@@ -68,8 +68,9 @@ class RegistrySink:
         what = f"pushing {self.name} blob {short(digest)}"
         return self.client.blob_size(self.repository, digest, self._scopes, what) is not None
 
-    def blob_writer(self) -> BlobWriter:
-        """A writer that uploads while the caller writes; one per thread."""
+    def blob_writer(self, *, verified: bool = False) -> BlobWriter:
+        """A writer that uploads while the caller writes; one per thread (the registry checks
+        the digest of what it receives, so ``verified`` changes nothing here)."""
         self._check_open()
         return self._new_writer(None)
 

@@ -69,13 +69,15 @@ class LayoutBlobWriter:
     """A blob being streamed into ``blobs/ALG/`` of a ``LayoutSink``; hashes while it writes.
 
     ``commit`` checks the caller's digest and size against what was written (an internal
-    consistency check) and renames the temp file to the digest name.
+    consistency check) and renames the temp file to the digest name. A writer for a caller
+    that hashes the same bytes itself (``hashing=False``) checks the size only.
     """
 
-    def __init__(self, sink: "LayoutSink", directory: str, algorithm: str) -> None:
+    def __init__(self, sink: "LayoutSink", directory: str, algorithm: str,
+                 hashing: bool = True) -> None:
         self._sink = sink
         self._algorithm = algorithm
-        self._hasher = hashlib.new(algorithm)
+        self._hasher = hashlib.new(algorithm) if hashing else None
         self._size = 0
         self._state = "open"
         fd, self._path = _create_temp(directory, ".tmp-")
@@ -95,7 +97,8 @@ class LayoutBlobWriter:
         except OSError as exc:
             self.abort()
             raise OutputError(f"writing {self._sink.label} blob: {exc.strerror or exc}") from exc
-        self._hasher.update(data)
+        if self._hasher is not None:
+            self._hasher.update(data)
         self._size += memoryview(data).nbytes
 
     def commit(self, digest: str, size: int) -> None:
@@ -108,7 +111,7 @@ class LayoutBlobWriter:
         except InputError as exc:
             self.abort()
             raise OutputError(str(exc)) from exc
-        got = f"{self._algorithm}:{self._hasher.hexdigest()}"
+        got = f"{self._algorithm}:{self._hasher.hexdigest()}" if self._hasher else digest
         if got != digest or self._size != size:
             self.abort()
             raise OutputError(f"{what}: written content is {short(got)} ({self._size} bytes), "
@@ -335,15 +338,16 @@ class LayoutSink:
         path = self._blob_path(digest)
         return path is not None and os.path.isfile(path)
 
-    def blob_writer(self, algorithm: str = "sha256") -> BlobWriter:
-        """A new writer for one blob; use one per thread."""
+    def blob_writer(self, algorithm: str = "sha256", verified: bool = False) -> BlobWriter:
+        """A new writer for one blob; use one per thread. ``verified``: the caller hashes what
+        it writes and commits under the digest it computed, so the writer need not hash it."""
         if algorithm not in ("sha256", "sha512"):
             raise OutputError(f"writing {self.label} blob: unsupported digest algorithm "
                               f"{algorithm!r}")
         with self._lock:
             directory = self._blob_dir(algorithm)
             try:
-                writer = LayoutBlobWriter(self, directory, algorithm)
+                writer = LayoutBlobWriter(self, directory, algorithm, hashing=not verified)
             except OSError as exc:
                 raise self._fail(exc) from exc
             self._temps.add(writer.temp_path)
@@ -360,7 +364,8 @@ class LayoutSink:
                                   f"existing blob is {size} bytes, descriptor says "
                                   f"{descriptor.size}")
             return
-        writer = self.blob_writer(descriptor.digest.split(":", 1)[0])
+        # the source stream is verified against the digest and size at its end
+        writer = self.blob_writer(descriptor.digest.split(":", 1)[0], verified=True)
         copy_into(writer, opener, descriptor.digest, descriptor.size)
 
     def put_manifest(self, raw: bytes, media_type: str) -> Descriptor:
