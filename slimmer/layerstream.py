@@ -75,21 +75,29 @@ class Prefetcher:
 
 
 @contextmanager
-def open_layer_tar(layer: Layer, what: str, *, check_diff_id: bool = True
+def open_layer_tar(layer: Layer, what: str, *, check_diff_id: bool = True,
+                   hash_in_caller: bool = False
                    ) -> Iterator[tuple[BinaryIO, DiffIdReader, str]]:
     """Yield (tar stream, its DiffIdReader, detected compression) for an input layer.
 
     The blob digest is verified at the end of the raw stream and the diff_id at the end of the
     tar stream; content errors caused by a corrupt blob are reported as the blob error.
+    ``hash_in_caller`` moves the diff_id hashing from the reader thread to the caller's, for
+    callers that do little else (recompression), so the two threads carry similar loads.
     """
     raw = layer.open_compressed()
     pre: Prefetcher | None = None
     try:
         stream, kind = open_decompressed(raw, what)
-        tar = DiffIdReader(stream, layer.diff_id if check_diff_id else None, what,
-                           hashing=check_diff_id)
-        pre = Prefetcher(tar)  # type: ignore[arg-type]
-        yield pre, tar, kind  # type: ignore[misc]
+        expected = layer.diff_id if check_diff_id else None
+        if hash_in_caller:
+            pre = Prefetcher(stream)
+            tar = DiffIdReader(pre, expected, what, hashing=check_diff_id)  # type: ignore[arg-type]
+            yield tar, tar, kind  # type: ignore[misc]
+        else:
+            tar = DiffIdReader(stream, expected, what, hashing=check_diff_id)
+            pre = Prefetcher(tar)  # type: ignore[arg-type]
+            yield pre, tar, kind  # type: ignore[misc]
     except LayerError as exc:
         if pre is not None:
             pre.close()

@@ -54,7 +54,8 @@ def build_layer(out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
 
 
 def _recompress(layer: Layer, lw: LayerWriter, progress: Progress | None, check: bool) -> None:
-    with open_layer_tar(layer, _what(layer), check_diff_id=check) as (tar, _, _):
+    with open_layer_tar(layer, _what(layer), check_diff_id=check,
+                        hash_in_caller=True) as (tar, _, _):
         while True:
             chunk = tar.read(1 << 20)
             if not chunk:
