@@ -57,7 +57,7 @@ def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
                sniff_bytes: int = 0) -> LayerIndex:
     """Read a layer once and index it; verifies blob digest and diff_id on the way."""
     what = f"reading layer {short(layer.descriptor.digest)}"
-    with open_layer_tar(layer, what) as (stream, tar_stream, compression):
+    with open_layer_tar(layer, what, hash_in_caller=True) as (stream, tar_stream, compression):
         reader = TarReader(stream, what)
         entries: list[Rec] = []
         for e in reader:
