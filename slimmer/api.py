@@ -9,96 +9,40 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .assemble import build_config, build_index, build_manifest, config_media_type
-from .compress import LEVEL_RANGE, LayerResult
-from .digest import sha256_digest
-from .errors import SlimmerError, UsageError
-from .image import Image, Root, Sink, Source
-from .model import (ANNOT_OPTIONS_DIGEST, ANNOT_SOURCE_DIGEST, Descriptor, Platform,
-                    dump_json)
-from .pipeline import build_layer
-from .plan import (KEEP, PASSTHROUGH, REBUILD, RECOMPRESS, DEFAULT_MERGE_THRESHOLD, ImagePlan,
-                   OutputLayer, PlanOptions, group_layers, plan_image)
-from .profiles import SNIFF_BYTES, Matcher, Profile, builtin_profiles, select_profiles
-from .refs import RegistryRef, parse_reference
-from .report import ImageReport, Report, image_report
-from .scan import LayerIndex, scan_layer
-from .sinks.layout import LayoutSink
-from .sources.layout import LayoutSource
-from .trust.options import TrustOptions
+from slimmer.build.assemble import build_config, build_index, build_manifest, config_media_type
+from slimmer.build.layer import build_layer
+from slimmer.codec.result import LayerResult
+from slimmer.errors import UsageError
+from slimmer.fs.index import LayerIndex
+from slimmer.fs.scan import scan_layer
+from slimmer.oci.digest import sha256_digest
+from slimmer.oci.image import Image, ReadsCurrent, Root, Sink, Source
+from slimmer.oci.media import ANNOT_OPTIONS_DIGEST, ANNOT_SOURCE_DIGEST
+from slimmer.oci.model import Descriptor, Platform
+from slimmer.options import SlimOptions, options_digest
+from slimmer.plan.grouping import group_layers
+from slimmer.plan.image import plan_image
+from slimmer.plan.model import PASSTHROUGH, RECOMPRESS, ImagePlan, OutputLayer, PlanOptions
+from slimmer.profiles import SNIFF_BYTES, Matcher, Profile, builtin_profiles, select_profiles
+from slimmer.report.model import Report
+from slimmer.report.summary import image_report
+from slimmer.transports import open_sink, open_source
+from slimmer.trust.options import TrustOptions
 
 if TYPE_CHECKING:
-    from .registry import RegistryOptions
+    from slimmer.transports.registry.options import RegistryOptions
 
 ProgressFn = Callable[[str, int, int], None]
 
 
-@dataclass(frozen=True)
-class SlimOptions:
-    """Everything that decides the output; the same options give the same digests."""
-
-    profiles: tuple[str, ...] = ()            # names or comma lists; empty: caches,docs
-    profile_files: tuple[str, ...] = ()
-    strip: tuple[str, ...] = ()
-    keep: tuple[str, ...] = ()
-    platforms: tuple[str, ...] = ()           # os/arch[/variant]; empty: all
-    merge: str = "auto"
-    merge_threshold: int = DEFAULT_MERGE_THRESHOLD
-    base: int = 0
-    keep_base: bool = False
-    compression: str = "zstd"
-    level: int | None = None
-    jobs: int | None = None                   # parallel layers; None: all cores
-
-    def plan_options(self) -> PlanOptions:
-        return PlanOptions(self.merge, self.merge_threshold, self.base, self.keep_base,
-                           self.compression, self.level)
-
-
-def open_source(ref: str | Source, registry: RegistryOptions | None = None) -> Source:
-    """A Source for a reference string (``oci:DIR[:TAG|@DIGEST]`` or ``HOST/REPO[:TAG]``)
-    or a Source as is; ``registry`` says how to reach registries."""
-    if not isinstance(ref, str):
-        return ref
-    parsed = parse_reference(ref)
-    if isinstance(parsed, RegistryRef):
-        from .registry import RegistrySource
-        return RegistrySource(parsed, registry)
-    return LayoutSource(parsed)
-
-
-def open_sink(ref: str | Sink, registry: RegistryOptions | None = None) -> Sink:
-    """A Sink for a destination reference string, or a Sink as is."""
-    if not isinstance(ref, str):
-        return ref
-    parsed = parse_reference(ref)
-    if parsed.digest:
-        raise UsageError(f"destination {ref!r} cannot name a digest")
-    if isinstance(parsed, RegistryRef):
-        from .registry import RegistrySink
-        return RegistrySink(parsed, registry)
-    return LayoutSink(parsed)
-
-
 @dataclass
 class _Job:
-    """Shared state of one run: the pool, and scans done once per layer digest."""
+    """Shared state of one run: the pool and the progress callback."""
 
     pool: ThreadPoolExecutor
     workers: int
     progress: ProgressFn | None
-    scans: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _check_options(options: SlimOptions) -> None:
-    options.plan_options()
-    if options.level is not None and options.compression not in (KEEP,):
-        lo, hi = LEVEL_RANGE[options.compression]
-        if not lo <= options.level <= hi:
-            raise UsageError(f"--level for {options.compression} must be {lo}..{hi}")
-    if options.jobs is not None and options.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
 
 
 def _matcher(options: SlimOptions) -> tuple[list[Profile], Matcher | None]:
@@ -115,7 +59,7 @@ def _scan_all(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher 
     sniff = None
     sniff_min = 0
     if matcher is not None and matcher.needs_content():
-        from .profiles import sniff_content
+        from slimmer.profiles import sniff_content
         sniff = sniff_content
         sniff_min = matcher.min_content_size
     futures: dict[str, Any] = {}
@@ -148,7 +92,7 @@ def _scan_all(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher 
 def _plan_all(root: Root, options: SlimOptions, matcher: Matcher | None, job: _Job,
               force_scan: bool, sniff_matcher: Matcher | None = None
               ) -> tuple[list[ImagePlan], list[dict[int, LayerIndex] | None]]:
-    popts = options.plan_options()
+    popts = PlanOptions.of(options)
     needed = []
     for image in root.images:
         sizes = [ly.descriptor.size for ly in image.layers]
@@ -170,7 +114,7 @@ def _prepare(source: str | Source, options: SlimOptions | None,
     """Check the options, resolve the source and compile the profiles: what both fronts do
     before planning."""
     options = options or SlimOptions()
-    _check_options(options)
+    options.check()
     src = open_source(source, registry)
     root = src.resolve([_platform(p) for p in options.platforms])
     profiles, matcher = _matcher(options)
@@ -210,8 +154,8 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     pushed; after the tag, attach the report and sign the new digest (``report.attachments``).
     """
     if trust is not None:
-        from .trust import remote
-        _check_options(options or SlimOptions())
+        from slimmer.trust import remote
+        (options or SlimOptions()).check()
         trust = trust.load()
         remote.check_targets(trust, source, dest)
     options, src, root, profiles, matcher = _prepare(source, options, registry)
@@ -261,28 +205,10 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     return report
 
 
-#: Bump when the bytes slimmer writes for the same input and options change (a new default
-#: compression parameter, a different tar layout), so old results are not taken as current.
-OUTPUT_FORMAT = 1
-
-
-def options_digest(options: SlimOptions, profiles: Sequence[Profile]) -> str:
-    """A digest of everything that decides the output bytes (the rules' content included)."""
-    doc = {"format": OUTPUT_FORMAT,
-           "profiles": [[p.name, repr(p.rules)] for p in profiles],
-           "strip": list(options.strip), "keep": list(options.keep),
-           "platforms": sorted(options.platforms), "merge": options.merge,
-           "merge_threshold": options.merge_threshold, "base": options.base,
-           "keep_base": options.keep_base, "compression": options.compression,
-           "level": options.level}
-    return sha256_digest(dump_json(doc))
-
-
 def _up_to_date(sink: Sink, source_digest: str, fingerprint: str) -> str | None:
     """Digest of what the destination tag holds if it is this source slimmed with these
     options (its annotations say so), else None."""
-    current = getattr(sink, "current", None)
-    raw = current() if current is not None else None
+    raw = sink.current() if isinstance(sink, ReadsCurrent) else None
     if raw is None:
         return None
     try:
@@ -357,5 +283,4 @@ def _warnings(profiles: Sequence[Profile], root: Root) -> list[str]:
     return out
 
 
-__all__ = ["SlimOptions", "TrustOptions", "slim", "analyze", "Report", "ImageReport",
-           "SlimmerError", "OutputLayer", "REBUILD"]
+__all__ = ["SlimOptions", "TrustOptions", "analyze", "open_sink", "open_source", "slim"]

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 
 class SlimmerError(Exception):
-    """Base of every error slimmer raises on purpose; ``exit_code`` is what the CLI exits with."""
+    """Base of every error slimmer raises on purpose; ``exit_code`` is what the CLI exits with,
+    ``temporary`` whether trying the same thing again later may succeed."""
 
     exit_code: int = 1
+
+    @property
+    def temporary(self) -> bool:
+        return False
 
 
 class UsageError(SlimmerError):
@@ -39,20 +44,38 @@ class OutputError(SlimmerError):
 class RegistryError(SlimmerError):
     """A registry request failed: unreachable host, protocol error or an error reply.
 
-    ``status`` is the HTTP status of the reply, if there was one.
+    ``status`` is the HTTP status of the reply, if there was one. The error is temporary when
+    the registry could not be reached or answered 408, 429 or 5xx (after the client's own
+    retries), unless the caller says otherwise (a TLS failure will not heal by itself).
     """
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None,
+                 temporary: bool | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self._temporary = temporary
+
+    @property
+    def temporary(self) -> bool:
+        if self._temporary is not None:
+            return self._temporary
+        return self.status is None or self.status >= 500 or self.status in (408, 429)
 
 
 class AuthError(RegistryError):
     """A registry or its token server refused our credentials or the access we asked for."""
 
+    @property
+    def temporary(self) -> bool:
+        return False
+
 
 class NotFoundError(RegistryError):
     """A registry does not know the repository, tag, manifest or blob we asked for."""
+
+    @property
+    def temporary(self) -> bool:
+        return False
 
 
 class TrustError(SlimmerError):

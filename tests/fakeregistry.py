@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import httpx
 
-from slimmer.registry import RegistryOptions
+from slimmer.transports.registry import RegistryOptions
 
 HOST = "reg.test"
 

@@ -141,7 +141,7 @@ def snapshot(root: Path) -> dict[str, bytes | None]:
 def write_with_sink(sink: Any, files: dict[str, bytes] | None = None,
                     arch: str = "amd64") -> Any:
     """Write a one-layer image through ``sink`` (not committed); returns the manifest Descriptor."""
-    from slimmer.model import Descriptor
+    from slimmer.oci.model import Descriptor
 
     blob, diff_id = tar_gz(files or {"etc/hello": b"hello " + arch.encode()})
     layer = Descriptor(OCI_LAYER_GZIP, sha256(blob), len(blob))

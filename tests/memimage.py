@@ -11,10 +11,10 @@ import tarfile
 import threading
 from typing import Any, BinaryIO, Iterable, Sequence
 
-from slimmer.digest import VerifyingReader
-from slimmer.image import Image, Layer, Root
-from slimmer.model import (OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, ImageConfig,
-                           Manifest, dump_json)
+from slimmer.oci.digest import VerifyingReader
+from slimmer.oci.image import Image, Layer, Root
+from slimmer.oci.media import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
+from slimmer.oci.model import Descriptor, ImageConfig, Manifest, dump_json
 
 Spec = tuple  # ("file", path, data[, mode]) | ("dir", path[, mode]) | ("symlink", path, target)
 #             ("hardlink", path, target) | ("whiteout", path) | ("opaque", dirpath) | ("fifo", path)
@@ -157,7 +157,7 @@ class MemSink:
 
     def layer_tars(self) -> list[bytes]:
         """Uncompressed tars of the committed image's layers."""
-        from slimmer.compress import open_decompressed
+        from slimmer.codec.compression import open_decompressed
         assert self.committed is not None
         man = json.loads(self.blobs[self.committed.digest])
         out = []

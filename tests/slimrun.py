@@ -6,10 +6,11 @@ from typing import Any, Sequence
 
 from memimage import MemSink, MemSource
 
-from slimmer.assemble import build_config, build_manifest, config_media_type
-from slimmer.pipeline import build_layer
-from slimmer.plan import PlanOptions, plan_image
-from slimmer.scan import scan_layer
+from slimmer.build.assemble import build_config, build_manifest, config_media_type
+from slimmer.build.layer import build_layer
+from slimmer.fs.scan import scan_layer
+from slimmer.plan.image import plan_image
+from slimmer.plan.model import PlanOptions
 
 
 def run(tars: Sequence[bytes], options: PlanOptions, matcher: Any = None,

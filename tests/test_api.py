@@ -8,8 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from layoututil import (DOCKER_MANIFEST, OCI_INDEX, blob_path, make_image, make_index,
-                        platformed, tagged, write_layout)
+from layoututil import (
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    blob_path,
+    make_image,
+    make_index,
+    platformed,
+    tagged,
+    write_layout,
+)
 
 import slimmer
 from slimmer import SlimOptions

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from slimmer.cli import main, parse_size
+from slimmer.cli import main
+from slimmer.units import parse_size
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "testdata" / "example"
 

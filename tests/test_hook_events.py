@@ -8,8 +8,13 @@ from typing import Any
 
 import pytest
 
-from slimmer.hook.events import (DISTRIBUTION_V1, DISTRIBUTION_V2, EventError, PushEvent,
-                                 parse_notification)
+from slimmer.hook.events import (
+    DISTRIBUTION_V1,
+    DISTRIBUTION_V2,
+    EventError,
+    PushEvent,
+    parse_notification,
+)
 
 DIGEST = "sha256:" + "ab" * 32
 CHILD = "sha256:" + "cd" * 32

@@ -20,9 +20,9 @@ from registry_server import free_port, missing, skopeo
 
 from slimmer.hook.config import QueueConfig
 from slimmer.hook.queue import open_store
-from slimmer.hook.store import DONE, RUNNING, Job, JobStore
+from slimmer.hook.store.model import DONE, RUNNING, Job, JobStore
 from slimmer.hook.worker import TEST_SLEEP_ENV
-from slimmer.model import ANNOT_SOURCE_DIGEST
+from slimmer.oci.media import ANNOT_SOURCE_DIGEST
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(missing() is not None,
                                                           reason=str(missing()))]
@@ -254,10 +254,11 @@ def test_rules_verify_sources_and_sign_results(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from slimmer.cli import main
-    from slimmer.refs import parse_registry_reference
-    from slimmer.registry import RegistryOptions
+    from slimmer.oci.refs import parse_registry_reference
+    from slimmer.transports.registry import RegistryOptions
+    from slimmer.transports.registry.repository import Repository
     from slimmer.trust import load_private_key_file, load_public_key_file
-    from slimmer.trust.remote import RemoteRepository, sign_remote, verify_remote
+    from slimmer.trust.remote import sign_remote, verify_remote
 
     keys = _keys(tmp_path, "hook secret")
     db = str(tmp_path / "hook.db")
@@ -280,7 +281,7 @@ def test_rules_verify_sources_and_sign_results(tmp_path: Path) -> None:
         s.push("signed/app:1")
         options = RegistryOptions(docker_config=False)
         good = wait_for(lambda: s.job_for("verified/app", "2"), 20, "the push's notification")
-        with RemoteRepository(parse_registry_reference(f"{s.registry.host}/verified/app"),
+        with Repository.open(parse_registry_reference(f"{s.registry.host}/verified/app"),
                               options, push=True) as repo:
             sign_remote(repo, good.digest, load_private_key_file(keys["source"]))
         s.worker("worker-trust", HOOK_SIGN_PASSWORD="hook secret")
@@ -300,7 +301,7 @@ def test_rules_verify_sources_and_sign_results(tmp_path: Path) -> None:
         signed = wait_for(lambda: s.job_for("signed/app", "1", DONE), 30, "the signing job")
         assert signed.result_digest and signed.options["trust"] == {
             "verify_keys": [], "sign_key": str(keys["sign"])}
-        with RemoteRepository(parse_registry_reference(f"{s.registry.host}/signed/app:1-slim"),
+        with Repository.open(parse_registry_reference(f"{s.registry.host}/signed/app:1-slim"),
                               options) as repo:
             result = verify_remote(repo, signed.result_digest,
                                    [load_public_key_file(keys["sign.pub"])]).require_valid()

@@ -7,12 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from slimmer.api import SlimOptions
 from slimmer.errors import ProfileError, TrustError, UsageError
+from slimmer.globs import matches_name
 from slimmer.hook.config import load_config, load_rule_trust, parse_rule_flag
-from slimmer.hook.rules import (Rule, decide, glob_regex, job_id, job_options,
-                                options_from_mapping, options_to_mapping, render_template,
-                                trust_record)
+from slimmer.hook.rules import (
+    Rule,
+    decide,
+    job_id,
+    job_options,
+    options_from_mapping,
+    options_to_mapping,
+    render_template,
+    trust_record,
+)
+from slimmer.options import SlimOptions
 from slimmer.trust import PrivateKey, PublicKey, TrustOptions
 
 DIGEST = "sha256:" + "ab" * 32
@@ -28,9 +36,17 @@ REG = "127.0.0.1:5000"
     ("team/ap?", "team/apps", False),
     ("team.io/*", "teamxio/app", False),     # dots are literal
     ("**", "anything/at/all", True),
+    ("team/**/app", "team/app", True),       # ** is zero or more whole components
+    ("team/**/app", "team/a/b/app", True),
+    ("x*", "team/x", False),                 # anchored: the whole name must match
 ])
 def test_globs(pattern: str, name: str, ok: bool) -> None:
-    assert bool(glob_regex(pattern).match(name)) is ok
+    assert matches_name(pattern, name) is ok
+
+
+def test_bad_rule_glob_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"rule glob 'team\*\*'"):
+        Rule("team**", "{repo}:{tag}-slim")
 
 
 def test_templates_fill_placeholders_and_default_to_the_source_registry() -> None:
@@ -48,7 +64,7 @@ def test_templates_fill_placeholders_and_default_to_the_source_registry() -> Non
     ("{repo}:{version}", "unknown placeholder"),
     ("{repo}", "must end in a tag"),
     ("{repo:{tag}", "unknown placeholder|unbalanced"),
-    ("Team/{repo}:{tag}", "lowercase"),
+    ("{repo}/Sub:{tag}", "lowercase"),
 ])
 def test_bad_templates_are_refused(template: str, why: str) -> None:
     with pytest.raises(UsageError, match=why):

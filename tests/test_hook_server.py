@@ -11,13 +11,14 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from slimmer.errors import SlimmerError
 from slimmer.hook.config import ServerConfig
 from slimmer.hook.events import DISTRIBUTION_V1
+from slimmer.hook.identity import user_agent
 from slimmer.hook.rules import Rule
 from slimmer.hook.server import Hook, HookServer, serve_in_thread
-from slimmer.hook.store import QUEUED, SqliteJobStore
-from slimmer.hook.worker import user_agent
-from slimmer.errors import SlimmerError
+from slimmer.hook.store.model import QUEUED
+from slimmer.hook.store.sqlite import SqliteJobStore
 
 TOKEN = "hook-test-token"
 DIGEST = "sha256:" + "ab" * 32

@@ -19,17 +19,18 @@ import pytest
 from click.testing import CliRunner
 from hookutil import wait_for
 
-from slimmer.api import SlimOptions
 from slimmer.cli import main
 from slimmer.errors import AuthError, InputError, RegistryError, TrustError
 from slimmer.hook.config import QueueConfig, WorkerConfig
+from slimmer.hook.identity import USER_AGENT_PREFIX
 from slimmer.hook.queue import JobQueue
 from slimmer.hook.rules import Rule, job_id, job_options, options_to_mapping
-from slimmer.hook.store import (DONE, FAILED, QUEUED, RETRYING, RUNNING, SKIPPED, JobSpec,
-                                SqliteJobStore)
-from slimmer.hook.worker import TEST_SLEEP_ENV, USER_AGENT_PREFIX, SlimFn, Worker
-from slimmer.model import ANNOT_SOURCE_DIGEST
-from slimmer.registry import RegistryOptions
+from slimmer.hook.store.model import DONE, FAILED, QUEUED, RETRYING, RUNNING, SKIPPED, JobSpec
+from slimmer.hook.store.sqlite import SqliteJobStore
+from slimmer.hook.worker import TEST_SLEEP_ENV, SlimFn, Worker
+from slimmer.oci.media import ANNOT_SOURCE_DIGEST
+from slimmer.options import SlimOptions
+from slimmer.transports.registry import RegistryOptions
 from slimmer.trust import PrivateKey, PublicKey, TrustOptions
 
 DIGEST = "sha256:" + "ab" * 32

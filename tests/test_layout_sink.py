@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-
 from layoututil import (
     OCI_MANIFEST,
     REF_NAME,
@@ -24,11 +23,12 @@ from layoututil import (
     write_layout,
     write_with_sink,
 )
+
 from slimmer.errors import BlobError, OutputError, UsageError
-from slimmer.model import Descriptor
-from slimmer.refs import LayoutRef
-from slimmer.sinks.layout import LayoutSink
-from slimmer.sources.layout import LayoutSource
+from slimmer.oci.model import Descriptor
+from slimmer.oci.refs import LayoutRef
+from slimmer.transports.layout.sink import LayoutSink
+from slimmer.transports.layout.source import LayoutSource
 
 
 def sink_for(path: Path, tag: str | None = "latest") -> LayoutSink:

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from layoututil import (
     DOCKER_MANIFEST,
     OCI_INDEX,
@@ -24,12 +23,14 @@ from layoututil import (
     write_layout,
     write_with_sink,
 )
+
 from slimmer.errors import BlobError, InputError
-from slimmer.image import Root
-from slimmer.model import DOCKER_CONFIG, Platform
-from slimmer.refs import LayoutRef, parse_reference
-from slimmer.sinks.layout import LayoutSink
-from slimmer.sources.layout import LayoutSource
+from slimmer.oci.image import Root
+from slimmer.oci.media import DOCKER_CONFIG
+from slimmer.oci.model import Platform
+from slimmer.oci.refs import LayoutRef, parse_reference
+from slimmer.transports.layout.sink import LayoutSink
+from slimmer.transports.layout.source import LayoutSource
 
 
 def source(path: Path, suffix: str = "") -> LayoutSource:

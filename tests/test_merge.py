@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from memimage import final_fs, make_tar, members
 from slimrun import run
 
-from slimmer.plan import PlanOptions
+from slimmer.plan.model import PlanOptions
 
 ALL = PlanOptions(merge="all", compression="gzip")
 

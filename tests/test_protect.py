@@ -6,7 +6,7 @@ from __future__ import annotations
 from memimage import final_fs, make_tar
 from slimrun import run
 
-from slimmer.plan import PlanOptions
+from slimmer.plan.model import PlanOptions
 from slimmer.profiles import Matcher
 
 

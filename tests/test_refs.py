@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from slimmer.errors import UsageError
-from slimmer.refs import LayoutRef, RegistryRef, parse_reference
+from slimmer.oci.refs import LayoutRef, RegistryRef, parse_reference
 
 D = "sha256:" + "ab" * 32
 

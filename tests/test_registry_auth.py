@@ -12,14 +12,21 @@ from typing import Any, Iterator
 import httpx
 import pytest
 from click.testing import CliRunner
-from registry_server import (Registry, TokenServer, WatchingTransport, make_pki, missing,
-                             run_registry, skopeo)
+from registry_server import (
+    Registry,
+    TokenServer,
+    WatchingTransport,
+    make_pki,
+    missing,
+    run_registry,
+    skopeo,
+)
 
 import slimmer
-from slimmer.api import SlimOptions
 from slimmer.cli import main
 from slimmer.errors import AuthError, RegistryError
-from slimmer.registry import RegistryOptions
+from slimmer.options import SlimOptions
+from slimmer.transports.registry import RegistryOptions
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(missing() is not None,
                                                           reason=str(missing()))]

@@ -15,13 +15,14 @@ import pytest
 from fakeregistry import HOST, FakeRegistry, sha
 
 from slimmer.errors import AuthError, BlobError, NotFoundError, RegistryError, UsageError
-from slimmer.image import BlobOrigin
-from slimmer.model import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, dump_json
-from slimmer.refs import RegistryRef
-from slimmer.registry import RegistryOptions, RegistrySink, RegistrySource
-from slimmer.registry.auth import covers, merge_scopes, parse_challenges
-from slimmer.registry.credentials import find_credentials
-from slimmer.registry.options import Credentials, slimmer_version
+from slimmer.oci.image import BlobOrigin
+from slimmer.oci.media import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
+from slimmer.oci.model import Descriptor, dump_json
+from slimmer.oci.refs import RegistryRef
+from slimmer.transports.registry import RegistryOptions, RegistrySink, RegistrySource
+from slimmer.transports.registry.auth import covers, merge_scopes, parse_challenges
+from slimmer.transports.registry.credentials import find_credentials
+from slimmer.transports.registry.options import Credentials, slimmer_version
 
 REF = RegistryRef(HOST, "team/app", "1.0")
 
@@ -257,7 +258,7 @@ def test_identity_token_is_sent_as_refresh_token() -> None:
     _image(fake)
     options = fake.options()
     source = RegistrySource(REF, options)
-    source.client.session.auth.creds = Credentials("<token>", identity_token="refresh-me")
+    source.repository.client.session.auth.creds = Credentials("<token>", identity_token="refresh-me")
     source.resolve()
     post = [r for r in fake.log if r.url.host == "auth.test"][0]
     assert post.method == "POST"

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from registry_server import Registry, WatchingTransport, missing, run_registry, skopeo
 
 import slimmer
-from slimmer.api import SlimOptions
 from slimmer.cli import main
 from slimmer.errors import BlobError, RegistryError
-from slimmer.registry import RegistryOptions
+from slimmer.options import SlimOptions
+from slimmer.transports.registry import RegistryOptions
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(missing() is not None,
                                                           reason=str(missing()))]

@@ -13,10 +13,10 @@ from layoututil import make_image, make_index, platformed, tagged, write_layout
 from registry_server import Registry, WatchingTransport, missing, run_registry, skopeo
 
 import slimmer
-from slimmer.api import SlimOptions
 from slimmer.cli import main
-from slimmer.model import DOCKER_MANIFEST, OCI_INDEX, OCI_LAYER_ZSTD, OCI_MANIFEST
-from slimmer.registry import RegistryOptions
+from slimmer.oci.media import DOCKER_MANIFEST, OCI_INDEX, OCI_LAYER_ZSTD, OCI_MANIFEST
+from slimmer.options import SlimOptions
+from slimmer.transports.registry import RegistryOptions
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(missing() is not None,
                                                           reason=str(missing()))]

@@ -7,12 +7,21 @@ import json
 from pathlib import Path
 
 import pytest
-from imagetools import (Diff, Insert, apply_layers, build_image, diff_snapshots, layer_members,
-                        missing_tools, random_layers, snapshot, unpack_tree)
-from test_imagetools import LAYERS, base_layer, change_layer
+from imagetools import (
+    Diff,
+    Insert,
+    build_image,
+    diff_snapshots,
+    layer_members,
+    missing_tools,
+    random_layers,
+    snapshot,
+    unpack_tree,
+)
+from test_imagetools import LAYERS, base_layer
 
 import slimmer
-from slimmer.api import SlimOptions
+from slimmer.options import SlimOptions
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(missing_tools("umoci", "skopeo") is not None,

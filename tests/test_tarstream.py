@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from memimage import make_tar
 
+from slimmer.codec.tarread import TarReader
+from slimmer.codec.tarwrite import END_OF_ARCHIVE, make_header, rewrite_header, whiteout_header
 from slimmer.errors import LayerError
-from slimmer.tarstream import (END_OF_ARCHIVE, OPAQUE, WHITEOUT, TarReader, make_header,
-                               rewrite_header, whiteout_header)
+from slimmer.oci.layer import OPAQUE, WHITEOUT
 
 
 def copy_all(data: bytes) -> bytes:

@@ -13,14 +13,33 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from slimmer.errors import BlobError, SlimmerError, TrustError
-from slimmer.model import OCI_INDEX, OCI_MANIFEST, Descriptor
-from slimmer.trust import (SIGNATURE_ANNOTATION, SignatureEntry, append_signature,
-                           build_payload, build_report_artifact, build_signature_manifest,
-                           list_referrers, load_private_key, load_private_key_file,
-                           load_public_key, load_public_key_file, normalize_repository,
-                           parse_payload, read_password, referrer_descriptor, referrers_tag,
-                           report_layer, same_repository, sign_payload, signature_tag,
-                           update_referrers_index, verify_image_signatures, verify_signature)
+from slimmer.oci.media import OCI_INDEX, OCI_MANIFEST
+from slimmer.oci.model import Descriptor
+from slimmer.trust import (
+    SIGNATURE_ANNOTATION,
+    SignatureEntry,
+    append_signature,
+    build_payload,
+    build_report_artifact,
+    build_signature_manifest,
+    list_referrers,
+    load_private_key,
+    load_private_key_file,
+    load_public_key,
+    load_public_key_file,
+    normalize_repository,
+    parse_payload,
+    read_password,
+    referrer_descriptor,
+    referrers_tag,
+    report_layer,
+    same_repository,
+    sign_payload,
+    signature_tag,
+    update_referrers_index,
+    verify_image_signatures,
+    verify_signature,
+)
 from slimmer.trust.keys import ECDSA_P256_SHA256, ED25519, RSA_PKCS1V15_SHA256
 from slimmer.trust.referrers import EMPTY_DIGEST, REPORT_ARTIFACT_TYPE
 

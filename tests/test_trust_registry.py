@@ -17,19 +17,27 @@ from layoututil import make_image, make_index, platformed, tagged, write_layout
 from registry_server import Registry, missing, run_registry
 
 import slimmer
-from slimmer.api import SlimOptions
 from slimmer.cli import main
-from slimmer.digest import sha256_digest
 from slimmer.errors import RegistryError, TrustError, UsageError
-from slimmer.model import OCI_INDEX, OCI_MANIFEST
-from slimmer.refs import parse_registry_reference
-from slimmer.registry import RegistryOptions
-from slimmer.report import Report
-from slimmer.trust import (SIGNATURE_ANNOTATION, SignatureEntry, TrustOptions, build_payload,
-                           build_signature_manifest, load_private_key_file, sign_payload,
-                           signature_tag)
+from slimmer.oci.digest import sha256_digest
+from slimmer.oci.media import OCI_INDEX, OCI_MANIFEST
+from slimmer.oci.refs import parse_registry_reference
+from slimmer.options import SlimOptions
+from slimmer.report.model import Report
+from slimmer.transports.registry import RegistryOptions
+from slimmer.transports.registry.repository import Repository
+from slimmer.trust import (
+    SIGNATURE_ANNOTATION,
+    SignatureEntry,
+    TrustOptions,
+    build_payload,
+    build_signature_manifest,
+    load_private_key_file,
+    sign_payload,
+    signature_tag,
+)
 from slimmer.trust.referrers import REPORT_ARTIFACT_TYPE, referrers_tag
-from slimmer.trust.remote import RemoteRepository, fetch_report, sign_remote, verify_remote
+from slimmer.trust.remote import fetch_report, sign_remote, verify_remote
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(missing() is not None,
                                                           reason=str(missing()))]
@@ -242,7 +250,7 @@ def test_verify_before_slim_checks_the_index_digest(registry: Registry, keys: di
     key = load_private_key_file(keys["k1"])
     child = json.loads(get_manifest(registry, "src/multi", "1") or b"")["manifests"][1]["digest"]
     dest = f"{registry.host}/rel/multi:1"
-    with RemoteRepository(parse_registry_reference(source), push=True) as repo:
+    with Repository.open(parse_registry_reference(source), push=True) as repo:
         # A signature on the arm64 manifest does not vouch for the index, even for arm64 only.
         sign_remote(repo, child, key)
         r = cli("push", source, dest, "--verify-key", keys["k1.pub"], "--platform", "linux/arm64")
@@ -459,7 +467,7 @@ def test_referrers_api_when_the_registry_has_one(registry: Registry) -> None:
     assert attached.kind == "report" and attached.note == "referrers API"
     digest = digest_of(registry, dest)
     assert get_manifest(registry, "rel/api", referrers_tag(digest)) is None   # no fallback tag
-    with RemoteRepository(parse_registry_reference(dest), options) as repo:
+    with Repository.open(parse_registry_reference(dest), options) as repo:
         assert json.loads(fetch_report(repo, digest)) == report.to_dict()
 
 
@@ -504,7 +512,7 @@ def test_real_cosign_signature_fetched_from_the_registry(registry: Registry) -> 
     put_manifest(registry, "vectors/app", signature_tag(digest), manifest.manifest)
     key = TrustOptions(verify_keys=(VECTORS / "cosign.pub",)).load().public_keys
     ref = parse_registry_reference(f"{registry.host}/vectors/app@{digest}")
-    with RemoteRepository(ref) as repo:
+    with Repository.open(ref) as repo:
         result = verify_remote(repo, digest, key, check_reference=False)
         assert len(result.valid) == 2
         # Signed for 192.168.64.2:5000/cosign-signed-single-sample, not this repository.

@@ -7,11 +7,12 @@ Data flows: registry notification -> ``events`` (parse) -> ``rules`` (decide) ->
 
 from __future__ import annotations
 
-from .config import HookConfig, QueueConfig, ServerConfig, WorkerConfig, load_config
-from .events import EventError, PushEvent, parse_notification
-from .rules import Rule, decide
-from .store import Job, JobSpec, JobStore, RedisJobStore, SqliteJobStore, StoreError
+from slimmer.hook.config import HookConfig, QueueConfig, ServerConfig, WorkerConfig, load_config
+from slimmer.hook.events import EventError, PushEvent, parse_notification
+from slimmer.hook.rules import Rule, decide
+from slimmer.hook.store.model import Job, JobSpec, JobStore, StoreError
+from slimmer.hook.store.sqlite import SqliteJobStore
 
 __all__ = ["HookConfig", "QueueConfig", "ServerConfig", "WorkerConfig", "load_config",
            "EventError", "PushEvent", "parse_notification", "Rule", "decide", "Job", "JobSpec",
-           "JobStore", "RedisJobStore", "SqliteJobStore", "StoreError"]
+           "JobStore", "SqliteJobStore", "StoreError"]

@@ -11,11 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..api import SlimOptions
-from ..errors import SlimmerError, UsageError
-from ..trust.options import TrustOptions
-from .rules import (DEFAULT_EXCLUDE_TAGS, OPTION_NAMES, TRUST_KEYS, Rule, options_from_mapping,
-                    trust_from_mapping)
+from slimmer.errors import SlimmerError, UsageError
+from slimmer.hook.rules import (
+    DEFAULT_EXCLUDE_TAGS,
+    OPTION_NAMES,
+    TRUST_KEYS,
+    Rule,
+    options_from_mapping,
+    trust_from_mapping,
+)
+from slimmer.options import SlimOptions
+from slimmer.trust.options import TrustOptions
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_PATH = "/notifications"
@@ -140,7 +146,7 @@ def _known(table: Mapping[str, Any], cls: type, where: str, extra: tuple[str, ..
 def _size(value: Any, where: str) -> int:
     if isinstance(value, int):
         return value
-    from ..cli import parse_size
+    from slimmer.units import parse_size
     try:
         return parse_size(str(value))
     except Exception as exc:
@@ -225,8 +231,8 @@ def load_rule_trust(rules: Sequence[Rule]) -> tuple[Rule, ...]:
 
 def check_options(options: SlimOptions) -> SlimOptions:
     """Validate SlimOptions now (merge, compression, profiles) rather than per job."""
-    from ..profiles import select_profiles
-    options.plan_options()
+    from slimmer.profiles import select_profiles
+    options.check()
     select_profiles(list(options.profiles), list(options.profile_files))
     return options
 

@@ -13,7 +13,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import INDEX_TYPES, MANIFEST_TYPES
+from slimmer.errors import InputError
+from slimmer.oci.media import INDEX_TYPES, MANIFEST_TYPES
 
 #: Envelope media types sent by distribution 2.x (v1) and 3.x (v2); the JSON is the same shape.
 DISTRIBUTION_V1 = "application/vnd.docker.distribution.events.v1+json"
@@ -26,7 +27,7 @@ HARBOR_CLOUDEVENT_PUSH = "harbor.artifact.pushed"
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-class EventError(ValueError):
+class EventError(InputError, ValueError):
     """The body is not a notification this hook understands; the text says why."""
 
 

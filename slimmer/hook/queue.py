@@ -13,8 +13,10 @@ from typing import Any, Callable
 from huey import RedisHuey, SqliteHuey  # type: ignore[import-untyped]
 from huey.api import Huey  # type: ignore[import-untyped]
 
-from .config import QueueConfig
-from .store import JobStore, RedisJobStore, SqliteJobStore, StoreError
+from slimmer.hook.config import QueueConfig
+from slimmer.hook.store.model import JobStore, StoreError
+from slimmer.hook.store.redis import RedisJobStore
+from slimmer.hook.store.sqlite import SqliteJobStore
 
 TASK_NAME = "slim_job"
 

@@ -2,8 +2,8 @@
 options. Also the inverse: whether a pushed reference looks like something a rule produced
 (loop prevention).
 
-Repository globs: ``*`` matches within one path component, ``**`` across components, ``?``
-one character. Destination templates use ``{registry}``, ``{repo}``, ``{tag}`` and
+Repository and tag globs are anchored name globs of ``slimmer.globs``: ``*`` matches within
+one path component, ``**`` (a whole component) any number of components, ``?`` one character. Destination templates use ``{registry}``, ``{repo}``, ``{tag}`` and
 ``{digest}`` (the digest as a tag-safe ``sha256-HEX``); a template whose first component is
 not a host (``{repo}:{tag}-slim``) stays on the source registry.
 """
@@ -15,12 +15,14 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Mapping, Sequence
 
-from ..api import SlimOptions
-from ..errors import UsageError
-from ..refs import parse_registry_reference
-from ..trust.options import TrustOptions
+from slimmer.errors import UsageError
+from slimmer.globs import compile_name_glob, matches_name
+from slimmer.oci.refs import is_registry_host, parse_registry_reference
+from slimmer.options import SlimOptions
+from slimmer.trust.options import TrustOptions
 
 PLACEHOLDERS = ("registry", "repo", "tag", "digest")
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
@@ -31,31 +33,10 @@ _PLACEHOLDER_PATTERNS = {"registry": r"[^/]+", "repo": r"[a-z0-9._/-]+",
 DEFAULT_EXCLUDE_TAGS = ("sha256-*",)
 
 
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a repository or tag glob (``*`` within a component, ``**`` across)."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("^" + "".join(out) + "$")
-
-
 def _full_template(template: str) -> str:
     """The template with ``{registry}/`` in front unless it names a registry itself."""
     first = template.split("/", 1)[0]
-    if "/" in template and (first == "{registry}" or "." in first or ":" in first
-                            or first == "localhost"):
+    if "/" in template and (first == "{registry}" or is_registry_host(first)):
         return template
     return "{registry}/" + template
 
@@ -115,13 +96,18 @@ class Rule:
 
     def __post_init__(self) -> None:
         check_template(self.destination)
+        for pattern in (self.match, *self.tags, *self.exclude_tags):
+            try:
+                compile_name_glob(pattern)
+            except ValueError as exc:
+                raise UsageError(f"rule glob {pattern!r}: {exc}") from exc
         if not self.name:
             object.__setattr__(self, "name", self.match)
 
     def applies(self, repository: str, tag: str) -> bool:
-        return (bool(glob_regex(self.match).match(repository))
-                and any(glob_regex(t).match(tag) for t in self.tags)
-                and not any(glob_regex(t).match(tag) for t in self.exclude_tags))
+        return (matches_name(self.match, repository)
+                and any(matches_name(t, tag) for t in self.tags)
+                and not any(matches_name(t, tag) for t in self.exclude_tags))
 
     def produces(self, reference: str) -> bool:
         """Whether ``REGISTRY/REPO:TAG`` could be this rule's output."""
@@ -131,12 +117,22 @@ class Rule:
         return render_template(self.destination, registry, repository, tag, digest)
 
 
+class Verdict(StrEnum):
+    """The kind of decision taken for one push."""
+
+    MATCHED = "matched"              # a rule matched: a job is due
+    PRODUCED = "produced"            # the push looks like a rule's own output: ignored
+    NO_RULE = "no rule"              # no rule matches the repository and tag: ignored
+    BAD_DESTINATION = "bad destination"  # the matching rule renders an invalid reference
+
+
 @dataclass(frozen=True)
 class Decision:
-    """What to do with one push: a job (rule and destination), or a reason to ignore it."""
+    """What to do with one push: a job (rule and destination), or why to ignore it."""
 
     rule: Rule | None
     destination: str | None
+    verdict: Verdict
     reason: str
 
 
@@ -151,16 +147,16 @@ def decide(rules: Sequence[Rule], registry: str, repository: str, tag: str, dige
         ref = f"{name}/{repository}:{tag}"
         for rule in rules:
             if rule.produces(ref):
-                return Decision(None, None, f"produced by rule {rule.name!r}")
+                return Decision(None, None, Verdict.PRODUCED, f"produced by rule {rule.name!r}")
     for rule in rules:
         if rule.applies(repository, tag):
             dest = rule.destination_for(registry, repository, tag, digest)
             try:
                 parse_registry_reference(dest)
             except UsageError as exc:
-                return Decision(None, None, f"rule {rule.name!r}: {exc}")
-            return Decision(rule, dest, "matched")
-    return Decision(None, None, "no rule matches")
+                return Decision(None, None, Verdict.BAD_DESTINATION, f"rule {rule.name!r}: {exc}")
+            return Decision(rule, dest, Verdict.MATCHED, "matched")
+    return Decision(None, None, Verdict.NO_RULE, "no rule matches")
 
 
 def job_id(source: str, destination: str) -> str:
@@ -179,7 +175,7 @@ OPTION_NAMES = frozenset(_OPTION_FIELDS)
 def options_from_mapping(data: Mapping[str, Any], base: SlimOptions | None = None,
                          where: str = "options") -> SlimOptions:
     """SlimOptions from a TOML table or JSON object (lists for tuple fields)."""
-    from ..cli import parse_size  # the same size syntax as the CLI (16MiB, 10MB)
+    from slimmer.units import parse_size  # the same size syntax as the CLI (16MiB, 10MB)
     values: dict[str, Any] = {}
     for key, value in data.items():
         name = key.replace("-", "_")

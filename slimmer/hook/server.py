@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Sequence
 
-from ..errors import SlimmerError
-from .config import ServerConfig
-from .events import EventError, Parsed, PushEvent, parse_notification
-from .rules import Rule, decide, job_id, job_options
-from .store import STATES, JobSpec, JobStore
-from .worker import USER_AGENT_PREFIX
+from slimmer.errors import SlimmerError
+from slimmer.hook.config import ServerConfig
+from slimmer.hook.events import EventError, Parsed, PushEvent, parse_notification
+from slimmer.hook.identity import USER_AGENT_PREFIX
+from slimmer.hook.rules import Rule, Verdict, decide, job_id, job_options
+from slimmer.hook.store.model import STATES, JobSpec, JobStore
 
 log = logging.getLogger("slimmer.hook.server")
 
@@ -97,7 +97,7 @@ class Hook:
         if decision.rule is None or decision.destination is None:
             log.info("ignored push %s:%s: %s", push.repository, push.tag, decision.reason,
                      extra={**what, "reason": decision.reason})
-            return ("own" if decision.reason.startswith("produced") else "ignored",
+            return ("own" if decision.verdict == Verdict.PRODUCED else "ignored",
                     {**what, "reason": decision.reason})
         source = f"{registry}/{push.repository}@{push.digest}"
         jid = job_id(source, decision.destination)

@@ -24,21 +24,20 @@ import time
 import uuid
 from typing import Any, Callable, Mapping, Sequence
 
-import httpx
 from huey import signals as huey_signals  # type: ignore[import-untyped]
 
-from .. import api
-from ..errors import AuthError, NotFoundError, RegistryError, SlimmerError, UsageError
-from ..model import ANNOT_SOURCE_DIGEST
-from ..refs import parse_registry_reference
-from ..registry import RegistryOptions
-from ..registry.options import slimmer_version
-from ..report import Report
-from ..trust.options import TrustOptions
-from .config import WorkerConfig, load_rule_trust, trust_by_rule
-from .queue import JobQueue
-from .rules import Rule, split_job_options
-from .store import DONE, FAILED, SKIPPED, Job, JobStore, StoreError
+from slimmer import api
+from slimmer.errors import SlimmerError, UsageError
+from slimmer.hook.config import WorkerConfig, load_rule_trust, trust_by_rule
+from slimmer.hook.identity import user_agent
+from slimmer.hook.queue import JobQueue
+from slimmer.hook.rules import Rule, split_job_options
+from slimmer.hook.store.model import DONE, FAILED, SKIPPED, ClaimRefusal, Job, JobStore
+from slimmer.oci.media import ANNOT_SOURCE_DIGEST
+from slimmer.oci.refs import parse_registry_reference
+from slimmer.report.model import Report
+from slimmer.transports.registry import RegistryOptions
+from slimmer.trust.options import TrustOptions
 
 log = logging.getLogger("slimmer.hook.worker")
 
@@ -49,26 +48,12 @@ SlimFn = Callable[..., Report]
 AnnotationsFn = Callable[[str, RegistryOptions], Mapping[str, str]]
 
 
-USER_AGENT_PREFIX = "slimmer-hook/"
-
-
-def user_agent() -> str:
-    """The User-Agent of the hook's registry requests; the front ignores pushes that carry it."""
-    return f"{USER_AGENT_PREFIX}{slimmer_version()}"
-
-
 def source_annotations(source: str, registry: RegistryOptions) -> Mapping[str, str]:
     """Annotations of the manifest or index ``source`` names (one GET, no blobs)."""
-    from ..registry.auth import repository_scope
-    from ..registry.client import RegistryClient
+    from slimmer.transports.registry.repository import Repository
     ref = parse_registry_reference(source)
-    client = RegistryClient.for_ref(ref, registry, "source")
-    try:
-        raw, _, _ = client.get_manifest(ref.repository, ref.reference,
-                                        frozenset({repository_scope(ref.repository, "pull")}),
-                                        f"reading {ref} manifest")
-    finally:
-        client.close()
+    with Repository.open(ref, registry, "source") as repo:
+        raw, _, _ = repo.get_manifest(ref.reference, f"reading {ref} manifest")
     try:
         doc = json.loads(raw)
     except ValueError:
@@ -78,10 +63,11 @@ def source_annotations(source: str, registry: RegistryOptions) -> Mapping[str, s
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Worth another attempt: registry unreachable or failing, but not refused or missing."""
-    if isinstance(exc, (AuthError, NotFoundError)):
-        return False
-    return isinstance(exc, (RegistryError, StoreError, OSError, httpx.TransportError))
+    """Worth another attempt: the error says it is temporary (registry unreachable or failing,
+    job store down), or the machine's I/O failed; never refusals or missing sources."""
+    if isinstance(exc, SlimmerError):
+        return exc.temporary
+    return isinstance(exc, OSError)
 
 
 class Worker:
@@ -118,7 +104,7 @@ class Worker:
         claim = self.store.claim(job_id, self.owner, self.config.lease,
                                  self.config.max_attempts)
         if claim.job is None:
-            level = logging.WARNING if claim.reason == "gave-up" else logging.INFO
+            level = logging.WARNING if claim.reason == ClaimRefusal.GAVE_UP else logging.INFO
             log.log(level, "job %s not run: %s", job_id, _CLAIM_TEXT.get(claim.reason,
                                                                           claim.reason),
                     extra={"job": job_id, "reason": claim.reason})
@@ -244,8 +230,8 @@ def _describe(record: Mapping[str, Any]) -> str:
     return ", ".join(parts) or "report attached"
 
 
-_CLAIM_TEXT = {"missing": "no such job", "busy": "running in another worker",
-               "gave-up": "gave up: attempts exhausted", DONE: "already done",
+_CLAIM_TEXT = {ClaimRefusal.MISSING: "no such job", ClaimRefusal.BUSY: "running in another worker",
+               ClaimRefusal.GAVE_UP: "gave up: attempts exhausted", DONE: "already done",
                FAILED: "already failed", SKIPPED: "already skipped"}
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
-from fractions import Fraction
 from importlib import resources
 from typing import Any, Sequence
 
-from ..errors import ProfileError
-from .globs import compile_glob
-from .model import CONTENT_KINDS, ENTRY_KINDS, Profile, Rule
+from slimmer.errors import ProfileError
+from slimmer.globs import compile_glob
+from slimmer.profiles.model import CONTENT_KINDS, ENTRY_KINDS, Profile, Rule
+from slimmer.units import parse_size
 
 #: Profile names that select something other than a profile.
 NONE_NAME = "none"
@@ -23,29 +23,8 @@ _RESERVED = frozenset({NONE_NAME, DEFAULT_NAME, USER_PROFILE, "all", "builtin"})
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
-_UNITS = {
-    "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
-}
 _PROFILE_KEYS = frozenset({"name", "description", "default", "warning", "rule"})
 _RULE_KEYS = frozenset({"id", "description", "strip", "keep", "content", "min_size", "types"})
-
-
-def parse_size(value: object) -> int:
-    """Turn a size given as int bytes or "1.5MiB"/"200KB"/"10 GB" into bytes; ValueError if bad."""
-    if isinstance(value, bool):
-        raise ValueError(f"bad size {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"negative size {value}")
-        return value
-    if isinstance(value, str):
-        m = _SIZE_RE.match(value)
-        if m:
-            unit = (m.group(2) or "B").lower()
-            return int(Fraction(m.group(1)) * _UNITS[unit])
-    raise ValueError(f"bad size {value!r} (expected bytes or a number with B/KB/MB/GB/KiB/MiB/GiB)")
 
 
 def _str_list(value: Any, where: str, key: str) -> tuple[str, ...]:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from ..errors import ProfileError, UsageError
-from .globs import Glob, compile_glob
-from .loader import USER_PROFILE
-from .model import ENTRY_KINDS, Match, Profile, Rule
+from slimmer.errors import ProfileError, UsageError
+from slimmer.globs import Glob, compile_glob
+from slimmer.profiles.loader import USER_PROFILE
+from slimmer.profiles.model import ENTRY_KINDS, Match, Profile, Rule
 
 _Bucket = tuple[str, str] | None
 # (kind, first segment, first two segments, basename, extension, guard bits, condition bits);

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Entry kinds of a layer as the scanner reports them; ``Rule.types`` is a subset of these.
-ENTRY_KINDS: tuple[str, ...] = ("file", "dir", "symlink", "hardlink", "other")
+from slimmer.oci.layer import FILE_KINDS
+
+#: Entry kinds a rule can name (``Rule.types`` is a subset of these): the files of an image.
+ENTRY_KINDS: tuple[str, ...] = tuple(str(kind) for kind in FILE_KINDS)
 
 #: Content kinds ``sniff_content`` can report; ``Rule.content`` is a subset of these.
 CONTENT_KINDS: tuple[str, ...] = (

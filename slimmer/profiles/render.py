@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .model import ENTRY_KINDS, Profile, Rule
-
-
-def format_size(size: int) -> str:
-    """Render a byte count compactly and exactly when possible ("1 MiB", "1536 B")."""
-    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= factor and size % factor == 0:
-            return f"{size // factor} {unit}"
-    return f"{size} B"
+from slimmer.profiles.model import ENTRY_KINDS, Profile, Rule
+from slimmer.units import format_size
 
 
 def render_profile_list(profiles: Mapping[str, Profile]) -> str:
@@ -35,7 +28,7 @@ def _conditions(rule: Rule) -> list[str]:
     if rule.content:
         out.append("content: " + ", ".join(rule.content))
     if rule.min_size:
-        out.append("min size: " + format_size(rule.min_size))
+        out.append("min size: " + format_size(rule.min_size, exact=True))
     if rule.types != ENTRY_KINDS:
         out.append("types: " + ", ".join(rule.types))
     return out

@@ -62,12 +62,24 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-from ..digest import check_digest, sha256_digest, short
-from ..errors import InputError, SlimmerError, TrustError
-from ..model import DOCKER_CONFIG, DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST
-from .keys import ECDSA_P256_SHA256, ED25519, RSA_PKCS1V15_SHA256, PrivateKey, PublicKey
-from .payload import (MAX_PAYLOAD_BYTES, SIMPLESIGNING_MEDIA_TYPE, SimpleSigningPayload, go_json,
-                      parse_payload)
+from slimmer.errors import InputError, SlimmerError, TrustError
+from slimmer.oci.digest import check_digest, sha256_digest, short
+from slimmer.oci.media import DOCKER_CONFIG, DOCKER_MANIFEST, OCI_CONFIG, OCI_MANIFEST
+from slimmer.oci.refs import DOCKER_HUB, canonical_registry, is_registry_host
+from slimmer.trust.keys import (
+    ECDSA_P256_SHA256,
+    ED25519,
+    RSA_PKCS1V15_SHA256,
+    PrivateKey,
+    PublicKey,
+)
+from slimmer.trust.payload import (
+    MAX_PAYLOAD_BYTES,
+    SIMPLESIGNING_MEDIA_TYPE,
+    SimpleSigningPayload,
+    go_json,
+    parse_payload,
+)
 
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 MAX_SIGNATURE_LAYERS = 1000  # cosign refuses more (pkg/oci/mutate maxLayers)
@@ -300,7 +312,6 @@ def append_signature(existing: bytes | None, payload: bytes, signature: str,
 _PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _DOMAIN = re.compile(
     r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]+)?$")
-_DOCKER_HUB = "docker.io"
 
 
 def normalize_repository(ref: str) -> str:
@@ -318,14 +329,11 @@ def normalize_repository(ref: str) -> str:
         last = last.split(":", 1)[0]
     name = f"{head}/{last}" if head else last
     parts = name.split("/")
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"
-                           or parts[0] != parts[0].lower()):
-        domain, path = parts[0].lower(), parts[1:]
+    if len(parts) > 1 and is_registry_host(parts[0]):
+        domain, path = canonical_registry(parts[0]), parts[1:]
     else:
-        domain, path = _DOCKER_HUB, parts
-    if domain == "index.docker.io":
-        domain = _DOCKER_HUB
-    if domain == _DOCKER_HUB and len(path) == 1:
+        domain, path = DOCKER_HUB, parts
+    if domain == DOCKER_HUB and len(path) == 1:
         path = ["library", *path]
     if not _DOMAIN.match(domain) or not path or not all(_PATH_COMPONENT.match(p) for p in path):
         raise TrustError(f"bad image reference {ref!r}")

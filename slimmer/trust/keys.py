@@ -43,7 +43,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from ..errors import TrustError
+from slimmer.errors import TrustError
 
 ECDSA_P256_SHA256 = "ecdsa-p256-sha256"
 RSA_PKCS1V15_SHA256 = "rsa-pkcs1v15-sha256"

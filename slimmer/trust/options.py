@@ -14,9 +14,10 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from ..errors import UsageError
+from slimmer.errors import UsageError
+
 if TYPE_CHECKING:
-    from .keys import PrivateKey, PublicKey
+    from slimmer.trust.keys import PrivateKey, PublicKey
 
 KeyPath = str | os.PathLike[str]
 
@@ -93,7 +94,10 @@ class TrustOptions:
 
     @property
     def loaded(self) -> bool:
-        from .keys import PrivateKey, PublicKey  # cryptography loads only when keys matter
+        from slimmer.trust.keys import (  # cryptography loads only when keys matter
+            PrivateKey,
+            PublicKey,
+        )
         return (all(isinstance(k, PublicKey) for k in self.verify_keys)
                 and (self.sign_key is None or isinstance(self.sign_key, PrivateKey)))
 
@@ -102,7 +106,12 @@ class TrustOptions:
         or undecryptable key, or a wrong password)."""
         if self.loaded:
             return self
-        from .keys import PrivateKey, PublicKey, load_private_key_file, load_public_key_file
+        from slimmer.trust.keys import (
+            PrivateKey,
+            PublicKey,
+            load_private_key_file,
+            load_public_key_file,
+        )
         verify = tuple(k if isinstance(k, PublicKey) else load_public_key_file(k)
                        for k in self.verify_keys)
         sign = self.sign_key
@@ -116,14 +125,14 @@ class TrustOptions:
     def public_keys(self) -> tuple[PublicKey, ...]:
         """The loaded verification keys (call :meth:`load` first)."""
         self._need_loaded()
-        from .keys import PublicKey
+        from slimmer.trust.keys import PublicKey
         return tuple(k for k in self.verify_keys if isinstance(k, PublicKey))
 
     @property
     def private_key(self) -> PrivateKey | None:
         """The loaded signing key (call :meth:`load` first)."""
         self._need_loaded()
-        from .keys import PrivateKey
+        from slimmer.trust.keys import PrivateKey
         return self.sign_key if isinstance(self.sign_key, PrivateKey) else None
 
     def _need_loaded(self) -> None:

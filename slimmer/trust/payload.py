@@ -37,8 +37,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..digest import check_digest
-from ..errors import InputError, TrustError
+from slimmer.errors import InputError, TrustError
+from slimmer.oci.digest import check_digest
 
 SIMPLESIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIGNATURE_TYPE = "cosign container image signature"

@@ -36,9 +36,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..digest import check_digest, sha256_digest
-from ..errors import InputError, TrustError
-from ..model import OCI_INDEX, OCI_MANIFEST, Descriptor, dump_json, load_json
+from slimmer.errors import InputError, TrustError
+from slimmer.oci.digest import check_digest, sha256_digest
+from slimmer.oci.media import OCI_INDEX, OCI_MANIFEST
+from slimmer.oci.model import Descriptor, dump_json, load_json
 
 REPORT_ARTIFACT_TYPE = "application/vnd.slimmer.report.v1+json"
 REPORT_MEDIA_TYPE = "application/vnd.slimmer.report.v1+json"

@@ -4,7 +4,7 @@ only moves their bytes.
 
 Public interface
 ----------------
-``RemoteRepository(ref, options, side, push)``  one repository: manifests, small blobs, referrers
+Every function works on a ``transports.registry.Repository`` (one repository of a registry).
 ``verify_remote(repo, digest, keys, required_annotations=None, check_reference=True)``
     -> VerificationResult for the ``sha256-<hex>.sig`` tag of ``digest`` (TrustError if absent)
 ``sign_remote(repo, digest, key, optional) -> Attachment``  append a signature to the ``.sig`` tag
@@ -26,25 +26,36 @@ cosign has the same race.
 from __future__ import annotations
 
 import datetime
-from typing import Any, BinaryIO, Mapping, Sequence, cast
+from typing import Any, Mapping, Sequence
 
-from ..digest import VerifyingReader, sha256_digest, short
-from ..errors import NotFoundError, RegistryError, SlimmerError, TrustError, UsageError
-from ..model import (MANIFEST_TYPES, OCI_INDEX, Descriptor, dump_json, load_json,
-                     sniff_media_type)
-from ..refs import LayoutRef, RegistryRef, parse_reference
-from ..registry.auth import repository_scope
-from ..registry.blobstream import ResumingBlobStream
-from ..registry.client import RegistryClient
-from ..registry.options import RegistryOptions, Side
-from ..report import Attachment, Report
-from .cosign import (VerificationResult, append_signature, sign_payload, signature_tag,
-                     verify_image_signatures)
-from .keys import PrivateKey, PublicKey
-from .options import TrustOptions
-from .payload import MAX_PAYLOAD_BYTES, build_payload
-from .referrers import (REPORT_ARTIFACT_TYPE, build_report_artifact, list_referrers,
-                        referrers_tag, report_layer, update_referrers_index)
+from slimmer.errors import RegistryError, SlimmerError, TrustError, UsageError
+from slimmer.oci.digest import sha256_digest, short
+from slimmer.oci.image import Pinnable, Sink, Source
+from slimmer.oci.media import MANIFEST_TYPES, OCI_INDEX
+from slimmer.oci.model import Descriptor, dump_json, load_json
+from slimmer.oci.refs import LayoutRef, RegistryRef, parse_reference
+from slimmer.options import SlimOptions
+from slimmer.report.model import Attachment, Report
+from slimmer.transports.registry.options import RegistryOptions
+from slimmer.transports.registry.repository import RegistryBacked, Repository
+from slimmer.trust.cosign import (
+    VerificationResult,
+    append_signature,
+    sign_payload,
+    signature_tag,
+    verify_image_signatures,
+)
+from slimmer.trust.keys import PrivateKey, PublicKey
+from slimmer.trust.options import TrustOptions
+from slimmer.trust.payload import MAX_PAYLOAD_BYTES, build_payload
+from slimmer.trust.referrers import (
+    REPORT_ARTIFACT_TYPE,
+    build_report_artifact,
+    list_referrers,
+    referrers_tag,
+    report_layer,
+    update_referrers_index,
+)
 
 #: Manifest annotation of a report artifact: sha256 of the report JSON (shown in referrer lists).
 REPORT_DIGEST_ANNOTATION = "vnd.slimmer.report.digest"
@@ -54,94 +65,13 @@ _CHUNK = 1 << 20
 _GENERIC_TYPES = frozenset({"", "application/json", "text/plain", "application/octet-stream"})
 
 
-class RemoteRepository:
-    """One repository on a registry, for the small documents trust reads and writes."""
-
-    def __init__(self, ref: RegistryRef, options: RegistryOptions | None = None,
-                 side: Side = "source", push: bool = False,
-                 client: RegistryClient | None = None) -> None:
-        self.ref = ref
-        self.name = ref.name
-        self.options = options or RegistryOptions()
-        self._own_client = client is None
-        self.client = client or RegistryClient.for_ref(ref, self.options, side)
-        self.scopes = frozenset({repository_scope(ref.repository,
-                                                  "pull,push" if push else "pull")})
-
-    def close(self) -> None:
-        if self._own_client:
-            self.client.close()
-
-    def __enter__(self) -> "RemoteRepository":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- reading ------------------------------------------------------------------------------
-
-    def manifest(self, reference: str, what: str) -> tuple[bytes, str, str] | None:
-        """Exact bytes, media type and digest of a manifest, or None if there is none."""
-        try:
-            return self.client.get_manifest(self.ref.repository, reference, self.scopes, what)
-        except NotFoundError:
-            return None
-
-    def top(self) -> Descriptor:
-        """What the reference names (manifest or index): media type, digest, size."""
-        what = f"reading {self.ref}"
-        raw, media_type, digest = self.client.get_manifest(self.ref.repository,
-                                                           self.ref.reference, self.scopes, what)
-        if media_type in _GENERIC_TYPES:
-            media_type = sniff_media_type(raw, what)
-        return Descriptor(media_type, digest, len(raw))
-
-    def blob(self, digest: str, limit: int, what: str, size: int | None = None) -> bytes:
-        """A small blob's verified bytes (at most ``limit``)."""
-        if size is not None and size > limit:
-            raise TrustError(f"{what}: {size} bytes is over the {limit}-byte limit")
-        raw = ResumingBlobStream(self.client, self.ref.repository, digest, size, self.scopes,
-                                 what)
-        chunks: list[bytes] = []
-        total = 0
-        with VerifyingReader(cast(BinaryIO, raw), digest, size, what) as stream:
-            while True:
-                chunk = stream.read(_CHUNK)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > limit:
-                    raise TrustError(f"{what}: more than the {limit}-byte limit")
-                chunks.append(chunk)
-        return b"".join(chunks)
-
-    def referrers(self, digest: str, what: str) -> bytes | None:
-        """The referrers API answer for ``digest``, or None where the registry has no API."""
-        return self.client.get_referrers(self.ref.repository, digest, self.scopes, what)
-
-    # -- writing ------------------------------------------------------------------------------
-
-    def put_blob(self, digest: str, data: bytes, what: str) -> None:
-        """Upload a small blob unless the repository has it."""
-        if sha256_digest(data) != digest:
-            raise TrustError(f"{what}: blob bytes do not match {short(digest)}")
-        if self.client.blob_size(self.ref.repository, digest, self.scopes, what) is None:
-            self.client.upload(self.ref.repository, digest, data, len(data), self.scopes, what)
-
-    def put_manifest(self, reference: str, raw: bytes, media_type: str,
-                     what: str) -> Mapping[str, str]:
-        """PUT a manifest under a tag or digest; returns the reply headers."""
-        return self.client.push_manifest(self.ref.repository, reference, raw, media_type,
-                                         self.scopes, what)
-
-
 # --- signatures -------------------------------------------------------------------------------
 
-def _at(repo: RemoteRepository, digest: str) -> str:
+def _at(repo: Repository, digest: str) -> str:
     return f"{repo.name}@{digest}"
 
 
-def verify_remote(repo: RemoteRepository, digest: str, keys: Sequence[PublicKey],
+def verify_remote(repo: Repository, digest: str, keys: Sequence[PublicKey],
                   required_annotations: Mapping[str, Any] | None = None,
                   check_reference: bool = True) -> VerificationResult:
     """Check every signature in ``repo``'s ``sha256-<hex>.sig`` tag for ``digest``.
@@ -151,13 +81,14 @@ def verify_remote(repo: RemoteRepository, digest: str, keys: Sequence[PublicKey]
     """
     tag = signature_tag(digest)
     what = f"reading signatures of {_at(repo, short(digest))}"
-    got = repo.manifest(tag, what)
+    got = repo.find_manifest(tag, what)
     if got is None:
         raise TrustError(f"no signature for {_at(repo, digest)}: {repo.name} has no tag {tag}")
     raw = got[0]
 
     def fetch(layer: str) -> bytes:
-        return repo.blob(layer, MAX_PAYLOAD_BYTES, f"{what}: payload {short(layer)}")
+        return repo.read_blob(layer, MAX_PAYLOAD_BYTES, f"{what}: payload {short(layer)}",
+                              error=TrustError)
 
     try:
         return verify_image_signatures(raw, fetch, digest, keys,
@@ -167,7 +98,7 @@ def verify_remote(repo: RemoteRepository, digest: str, keys: Sequence[PublicKey]
         raise TrustError(f"{what}: {exc}") from exc
 
 
-def sign_remote(repo: RemoteRepository, digest: str, key: PrivateKey,
+def sign_remote(repo: Repository, digest: str, key: PrivateKey,
                 optional: Mapping[str, Any] | None = None) -> Attachment:
     """Sign ``digest`` for ``repo`` and append the signature to its ``.sig`` tag (other
     signatures are kept; the same key signing the same payload again adds nothing)."""
@@ -175,7 +106,7 @@ def sign_remote(repo: RemoteRepository, digest: str, key: PrivateKey,
     what = f"signing {_at(repo, short(digest))}"
     payload = build_payload(repo.name, digest, dict(optional) if optional else None)
     signature = sign_payload(key, payload)
-    existing = repo.manifest(tag, f"{what}: reading {tag}")
+    existing = repo.find_manifest(tag, f"{what}: reading {tag}")
     if existing is not None and existing[1] not in MANIFEST_TYPES:
         raise TrustError(f"{what}: {repo.name}:{tag} is a {existing[1] or 'document'} "
                          "of unknown type, not a signature manifest")
@@ -197,13 +128,13 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def find_reports(repo: RemoteRepository, digest: str) -> list[Descriptor]:
+def find_reports(repo: Repository, digest: str) -> list[Descriptor]:
     """Report artifacts referring to ``digest``: from the referrers API, else from the
     referrers tag; listed order (oldest first as written)."""
     what = f"listing referrers of {_at(repo, short(digest))}"
     index = repo.referrers(digest, what)
     if index is None:
-        got = repo.manifest(referrers_tag(digest), what)
+        got = repo.find_manifest(referrers_tag(digest), what)
         if got is None:
             return []
         index = got[0]
@@ -213,7 +144,7 @@ def find_reports(repo: RemoteRepository, digest: str) -> list[Descriptor]:
         raise TrustError(f"{what}: {exc}") from exc
 
 
-def attach_report(repo: RemoteRepository, subject: Descriptor, report: bytes,
+def attach_report(repo: Repository, subject: Descriptor, report: bytes,
                   created: str | None = None) -> Attachment:
     """Push ``report`` as an artifact whose ``subject`` is the image; list it in the referrers
     tag unless the registry indexed it itself (``OCI-Subject``). A report with the same bytes
@@ -234,7 +165,7 @@ def attach_report(repo: RemoteRepository, subject: Descriptor, report: bytes,
         return Attachment("report", _at(repo, artifact.digest), artifact.digest,
                           "referrers API")
     tag = referrers_tag(subject.digest)
-    existing = repo.manifest(tag, f"{what}: reading referrers tag {tag}")
+    existing = repo.find_manifest(tag, f"{what}: reading referrers tag {tag}")
     try:
         update = update_referrers_index(existing[0] if existing else None, artifact.descriptor)
     except TrustError as exc:
@@ -245,7 +176,7 @@ def attach_report(repo: RemoteRepository, subject: Descriptor, report: bytes,
                       f"referrers tag {tag}")
 
 
-def fetch_report(repo: RemoteRepository, digest: str,
+def fetch_report(repo: Repository, digest: str,
                  wanted: Sequence[str] | None = None) -> bytes:
     """The newest report attached to ``digest`` (or, with ``wanted``, the newest whose JSON
     has one of those sha256 digests); TrustError when there is none."""
@@ -254,7 +185,7 @@ def fetch_report(repo: RemoteRepository, digest: str,
     if not candidates:
         raise TrustError(f"no report attached to {_at(repo, digest)}")
     for desc in reversed(candidates):
-        got = repo.manifest(desc.digest, f"{what}: artifact {short(desc.digest)}")
+        got = repo.find_manifest(desc.digest, f"{what}: artifact {short(desc.digest)}")
         if got is None:
             continue
         try:
@@ -263,8 +194,8 @@ def fetch_report(repo: RemoteRepository, digest: str,
             raise TrustError(f"{what}: artifact {short(desc.digest)}: {exc}") from exc
         if wanted is not None and layer.digest not in wanted:
             continue
-        return repo.blob(layer.digest, REPORT_LIMIT, f"{what}: blob {short(layer.digest)}",
-                         layer.size)
+        return repo.read_blob(layer.digest, REPORT_LIMIT, f"{what}: blob {short(layer.digest)}",
+                              layer.size, error=TrustError)
     if wanted is not None:
         raise TrustError(f"no report attached to {_at(repo, digest)} matches the digest "
                          f"recorded by its signature ({', '.join(short(w) for w in wanted)})")
@@ -273,16 +204,15 @@ def fetch_report(repo: RemoteRepository, digest: str,
 
 # --- the steps around slim() --------------------------------------------------------------------
 
-def registry_ref_of(target: Any) -> RegistryRef | None:
+def registry_ref_of(target: Source | Sink | str) -> RegistryRef | None:
     """The registry reference of a source/sink or reference string, or None (a layout)."""
     if isinstance(target, str):
         parsed = parse_reference(target)
         return parsed if isinstance(parsed, RegistryRef) else None
-    ref = getattr(target, "ref", None)
-    return ref if isinstance(ref, RegistryRef) else None
+    return target.repository.ref if isinstance(target, RegistryBacked) else None
 
 
-def check_targets(trust: TrustOptions, source: Any, dest: Any) -> None:
+def check_targets(trust: TrustOptions, source: Source | str, dest: Sink | str) -> None:
     """UsageError before any work when an option needs a registry the reference is not."""
     if trust.verify_keys and registry_ref_of(source) is None:
         raise UsageError("verifying the source signature needs a registry source "
@@ -296,46 +226,49 @@ def check_targets(trust: TrustOptions, source: Any, dest: Any) -> None:
                              "--json FILE to keep the report of a layout push")
 
 
-def source_reference(source: Any, digest: str) -> str:
+def source_reference(source: Source | str, digest: str) -> str:
     """``HOST/REPO@DIGEST`` (or ``oci:DIR@DIGEST``): the source as the signature records it."""
-    ref = registry_ref_of(source)
-    if ref is not None:
-        return f"{ref.name}@{digest}"
-    layout = getattr(source, "ref", None)
-    if isinstance(layout, LayoutRef):
-        return str(LayoutRef(layout.path, None, digest))
-    return f"{getattr(source, 'name', source)}@{digest}"
+    if isinstance(source, str):
+        ref = parse_reference(source)
+        return f"{ref.name}@{digest}" if isinstance(ref, RegistryRef) else \
+            str(LayoutRef(ref.path, None, digest))
+    if isinstance(source, Pinnable):
+        return source.pinned(digest)
+    return f"{source.name}@{digest}"
 
 
-def verify_source(source: Any, digest: str, trust: TrustOptions,
+def verify_source(source: Source, digest: str, trust: TrustOptions,
                   registry: RegistryOptions | None = None) -> list[dict[str, Any]]:
     """Require a valid signature by one of ``trust``'s keys on the source's ``digest``
     (signed for its repository); returns the valid signatures for the report."""
     ref = registry_ref_of(source)
     if ref is None:  # check_targets ran first
         raise UsageError("verifying the source signature needs a registry source")
-    client = getattr(source, "client", None)
-    options = getattr(source, "options", None) or registry
-    with RemoteRepository(ref, options, "source",
-                          client=client if isinstance(client, RegistryClient) else None) as repo:
-        try:
-            result = verify_remote(repo, digest, trust.public_keys).require_valid()
-        except TrustError as exc:
-            raise TrustError(f"verifying source {ref}: {exc}") from exc
+    if isinstance(source, RegistryBacked):      # its connection and token serve here too
+        repo, own = source.repository, False
+    else:
+        repo, own = Repository.open(ref, registry, "source"), True
+    try:
+        result = verify_remote(repo, digest, trust.public_keys).require_valid()
+    except TrustError as exc:
+        raise TrustError(f"verifying source {ref}: {exc}") from exc
+    finally:
+        if own:
+            repo.close()
     return [{"key_id": c.key.key_id, "algorithm": c.key.algorithm,
              "signature": c.layer_digest, "docker_reference": c.payload.docker_reference}
             for c in result.valid if c.key is not None and c.payload is not None]
 
 
 def signed_options(report: Report, source: str, report_digest: str | None,
-                   options: Any, extra: Sequence[tuple[str, str]]) -> dict[str, str]:
+                   options: SlimOptions, extra: Sequence[tuple[str, str]]) -> dict[str, str]:
     """The payload ``optional`` section: source, slim options summary, report digest, extras.
     Every value is a string so ``cosign verify -a key=value`` can check it."""
     out = dict(extra)
     out.update({"source": source,
                 "profiles": ",".join(report.profiles) or "none",
-                "merge": str(getattr(options, "merge", "")),
-                "compression": str(getattr(options, "compression", ""))})
+                "merge": str(options.merge),
+                "compression": str(options.compression)})
     if report_digest:
         out["report"] = report_digest
     return out
@@ -346,8 +279,9 @@ def report_bytes(report: Report) -> bytes:
     return dump_json(report.to_dict())
 
 
-def publish(report: Report, sink: Any, top: Descriptor, trust: TrustOptions, source: Any,
-            options: Any, registry: RegistryOptions | None = None) -> list[Attachment]:
+def publish(report: Report, sink: Sink, top: Descriptor, trust: TrustOptions,
+            source: Source | str, options: SlimOptions,
+            registry: RegistryOptions | None = None) -> list[Attachment]:
     """After the push and the tag: attach the report, then sign (see the module docstring).
 
     Errors say that the image itself was pushed."""
@@ -357,9 +291,9 @@ def publish(report: Report, sink: Any, top: Descriptor, trust: TrustOptions, sou
     if ref is None or (not attach and key is None):
         return []
     out: list[Attachment] = []
-    sink_options = getattr(sink, "options", None) or registry
+    sink_options = sink.repository.options if isinstance(sink, RegistryBacked) else registry
     try:
-        with RemoteRepository(ref, sink_options, "dest", push=True) as repo:
+        with Repository.open(ref, sink_options, "dest", push=True) as repo:
             report_digest = None
             if attach:
                 data = report_bytes(report)
@@ -386,7 +320,7 @@ def parse_json_report(data: bytes, what: str) -> dict[str, Any]:
     return load_json(data, what, TrustError)
 
 
-__all__ = ["REPORT_DIGEST_ANNOTATION", "RemoteRepository", "attach_report", "check_targets",
+__all__ = ["REPORT_DIGEST_ANNOTATION", "attach_report", "check_targets",
            "fetch_report", "find_reports", "parse_json_report", "publish", "registry_ref_of",
            "report_bytes", "sign_remote", "signed_options", "source_reference",
            "verify_remote", "verify_source"]

@@ -1,0 +1,116 @@
+"""``slim push``, ``slim analyze`` and ``slim profiles``: the core commands."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import click
+
+from slimmer.cli.common import (
+    SizeType,
+    apply_options,
+    registry_from_flags,
+    registry_options,
+    run,
+    run_with_report,
+)
+from slimmer.cli.trust import push_trust_options, trust_from_flags
+from slimmer.errors import ProfileError
+from slimmer.options import COMPRESSION_CHOICES, DEFAULT_MERGE_THRESHOLD, MERGE_MODES, SlimOptions
+
+
+def slim_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags that make SlimOptions (``push`` and ``analyze``)."""
+    return apply_options(f, [
+        click.option("--profile", "profiles", multiple=True, metavar="NAME[,NAME...]",
+                     help="Strip profiles (default: caches,docs; 'none' strips nothing)."),
+        click.option("--profile-file", "profile_files", multiple=True, metavar="FILE",
+                     help="Add rules from a profile file (same TOML format as the built-ins)."),
+        click.option("--strip", multiple=True, metavar="GLOB", help="Also strip paths matching GLOB."),
+        click.option("--keep", multiple=True, metavar="GLOB",
+                     help="Never strip paths matching GLOB (always wins)."),
+        click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT]",
+                     help="Only these platforms of a multi-platform image (default: all)."),
+        click.option("--merge", type=click.Choice(list(MERGE_MODES)), default="auto",
+                     show_default=True, help="Layer merge policy."),
+        click.option("--merge-threshold", type=SizeType(), default=DEFAULT_MERGE_THRESHOLD,
+                     show_default="16MiB",
+                     help="With --merge auto, layers smaller than this are merged with "
+                          "adjacent small layers."),
+        click.option("--base", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="The first N layers are base layers: never merged."),
+        click.option("--keep-base", is_flag=True,
+                     help="Pass base layers through byte-identical even if a profile would "
+                          "strip from them."),
+        click.option("--compression", type=click.Choice(list(COMPRESSION_CHOICES)),
+                     default="zstd", show_default=True, help="Output layer compression."),
+        click.option("--level", type=int, default=None,
+                     help="Compression level (zstd 1-19, default 2; gzip 0-3, default 2)."),
+        click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+                     help="Layers built in parallel (default: all cores)."),
+        click.option("--json", "json_out", metavar="FILE|-",
+                     help="Write the report as JSON to FILE, or '-' for stdout."),
+    ])
+
+
+def options_from_flags(kw: dict[str, Any]) -> SlimOptions:
+    """SlimOptions from the ``slim_options`` flags."""
+    return SlimOptions(
+        profiles=tuple(kw["profiles"]), profile_files=tuple(kw["profile_files"]),
+        strip=tuple(kw["strip"]), keep=tuple(kw["keep"]), platforms=tuple(kw["platforms"]),
+        merge=kw["merge"], merge_threshold=kw["merge_threshold"], base=kw["base"],
+        keep_base=kw["keep_base"], compression=kw["compression"], level=kw["level"],
+        jobs=kw["jobs"])
+
+
+@click.command()
+@click.argument("source")
+@click.argument("destination")
+@slim_options
+@registry_options
+@push_trust_options
+def push(source: str, destination: str, **kw: Any) -> None:
+    """Slim SOURCE and write the result to DESTINATION."""
+    from slimmer import api
+    run_with_report(lambda progress: api.slim(
+        source, destination, options_from_flags(kw), progress=progress,
+        registry=registry_from_flags(kw), trust=trust_from_flags(kw)), kw["json_out"])
+
+
+@click.command()
+@click.argument("source")
+@slim_options
+@registry_options
+def analyze(source: str, **kw: Any) -> None:
+    """Show the plan and what it would save for SOURCE; writes nothing."""
+    from slimmer import api
+    run_with_report(lambda progress: api.analyze(
+        source, options_from_flags(kw), progress=progress, registry=registry_from_flags(kw)),
+        kw["json_out"])
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--profile-file", "profile_files", multiple=True, metavar="FILE",
+              help="Also list the profiles in FILE.")
+def profiles(name: str | None, profile_files: tuple[str, ...]) -> None:
+    """List strip profiles, or show the rules of profile NAME."""
+    from slimmer.profiles import (
+        builtin_profiles,
+        load_profile_file,
+        render_profile,
+        render_profile_list,
+    )
+
+    def go() -> None:
+        table = dict(builtin_profiles())
+        for path in profile_files:
+            for p in load_profile_file(path):
+                table[p.name] = p
+        if name is None:
+            click.echo(render_profile_list(table).rstrip("\n"))
+            return
+        if name not in table:
+            raise ProfileError(f"unknown profile {name!r} (known: {', '.join(sorted(table))})")
+        click.echo(render_profile(table[name]).rstrip("\n"))
+    run(go)

@@ -1,0 +1,393 @@
+"""Streaming tar reading that keeps every entry's original header bytes.
+
+``TarReader`` walks a decompressed layer stream entry by entry. Each ``Entry`` keeps its original
+header blocks (PAX / GNU extension blocks included) so a kept entry is copied byte for byte; only
+entries that must change (renamed, relinked, retyped) get a new header (``codec.tarwrite``).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import BinaryIO, Callable, Iterator
+
+from slimmer.errors import LayerError
+from slimmer.oci.layer import (
+    DIR,
+    FILE,
+    HARDLINK,
+    META,
+    OPAQUE,
+    OTHER,
+    SYMLINK,
+    WH_OPAQUE,
+    WH_PREFIX,
+    WHITEOUT,
+    EntryKind,
+)
+
+BLOCK = 512
+CHUNK = 1 << 20
+_ZERO_BLOCK = bytes(BLOCK)
+
+_KIND = {b"0": FILE, b"\0": FILE, b"7": FILE, b"S": FILE, b"1": HARDLINK, b"2": SYMLINK,
+         b"5": DIR, b"3": OTHER, b"4": OTHER, b"6": OTHER}
+_NO_DATA = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
+
+Write = Callable[[bytes | memoryview], object]
+
+
+def parse_number(field: bytes, what: str) -> int:
+    """Decode a numeric header field: octal ASCII or GNU base-256."""
+    if field and field[0] & 0x80:
+        value = int.from_bytes(field, "big") & ~(0x80 << (8 * (len(field) - 1)))
+        if field[0] & 0x40:  # negative base-256
+            value -= 1 << (8 * len(field) - 1)
+        return value
+    text = field.split(b"\0", 1)[0].strip(b" ")
+    if not text:
+        return 0
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise LayerError(f"{what}: bad numeric field {bytes(field)!r} in tar header") from None
+
+
+def _str(field: bytes) -> str:
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def header_checksum(block: bytes | bytearray) -> int:
+    return sum(block[:148]) + 256 + sum(block[156:512])
+
+
+def parse_pax(data: bytes, what: str) -> list[tuple[str, bytes]]:
+    """Parse PAX extended header records, keeping order and raw (possibly binary) values."""
+    records: list[tuple[str, bytes]] = []
+    pos = 0
+    n = len(data)
+    while pos < n:
+        if data[pos] == 0:  # trailing padding
+            break
+        sp = data.find(b" ", pos)
+        if sp < 0:
+            raise LayerError(f"{what}: malformed PAX record")
+        try:
+            length = int(data[pos:sp])
+        except ValueError:
+            raise LayerError(f"{what}: malformed PAX record length") from None
+        end = pos + length
+        if length <= 0 or end > n or data[end - 1] != 0x0A:
+            raise LayerError(f"{what}: malformed PAX record")
+        key, eq, value = data[sp + 1:end - 1].partition(b"=")
+        if not eq:
+            raise LayerError(f"{what}: malformed PAX record")
+        records.append((key.decode("utf-8", "surrogateescape"), value))
+        pos = end
+    return records
+
+
+def normalize_path(name: str, what: str) -> str:
+    """Normalise a member name to a root-relative path ('' is the root); reject escapes."""
+    if name.startswith("/"):
+        raise LayerError(f"{what}: entry {name!r} is an absolute path")
+    path = posixpath.normpath(name) if name not in ("", ".", "./") else "."
+    if path == "..":
+        raise LayerError(f"{what}: entry {name!r} escapes the root")
+    if path.startswith("../"):
+        raise LayerError(f"{what}: entry {name!r} escapes the root")
+    if path.startswith("/"):  # normpath keeps a leading '//'
+        raise LayerError(f"{what}: entry {name!r} is an absolute path")
+    return "" if path == "." else path
+
+
+class Entry:
+    """One tar member: parsed fields plus the exact header bytes it was read from."""
+
+    __slots__ = ("header", "path", "kind", "typeflag", "size", "linkname", "mode", "uid", "gid",
+                 "pax", "offset", "target", "has_global")
+
+    def __init__(self, header: bytes, path: str, kind: EntryKind, typeflag: bytes, size: int,
+                 linkname: str, mode: int, uid: int, gid: int,
+                 pax: list[tuple[str, bytes]] | None, offset: int) -> None:
+        self.header = header          # all header blocks, extension blocks included
+        self.path = path              # normalised, root-relative, no trailing slash
+        self.kind = kind
+        self.typeflag = typeflag
+        self.size = size              # stored data bytes following the header
+        self.linkname = linkname      # normalised for hardlinks, raw for symlinks
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.pax = pax                # effective PAX records (local, plus global ones)
+        self.offset = offset          # offset of the first header block in the tar stream
+        self.target = path            # whiteouts: the path they hide; else the path itself
+        self.has_global = False       # global PAX records apply: copy needs a rewritten header
+
+    @property
+    def padded_size(self) -> int:
+        return (self.size + BLOCK - 1) & ~(BLOCK - 1)
+
+    def __repr__(self) -> str:
+        return f"Entry({self.path!r}, {self.kind}, size={self.size})"
+
+
+class TarReader:
+    """Iterate the members of a tar stream without buffering any member's data.
+
+    After an entry is yielded the caller may call ``head``, ``copy_data`` or ``read_data``;
+    whatever is not consumed is skipped when iteration continues. ``end_offset`` is the number
+    of bytes up to the end-of-archive marker; the rest of the stream is drained (for hashing).
+    """
+
+    def __init__(self, stream: BinaryIO, what: str) -> None:
+        self._stream = stream
+        self._what = what
+        self._buf = b""
+        self._pos = 0
+        self._consumed = 0          # stream offset of self._buf[0]
+        self._data_left = 0         # unread data+padding bytes of the current entry
+        self._data_size = 0
+        self._pad = 0               # padding bytes at the end of the current entry's data
+        self._global: list[tuple[str, bytes]] = []
+        self.end_offset = 0
+
+    # -- buffer management -------------------------------------------------------------
+    def _fill(self, n: int) -> bool:
+        """Ensure ``n`` bytes are buffered at the read position; False at EOF."""
+        while len(self._buf) - self._pos < n:
+            chunk = self._stream.read(max(CHUNK, n))
+            if not chunk:
+                return False
+            self._consumed += self._pos
+            self._buf = self._buf[self._pos:] + chunk
+            self._pos = 0
+        return True
+
+    def _take(self, n: int) -> bytes:
+        if not self._fill(n):
+            raise LayerError(f"{self._what}: tar stream is truncated")
+        data = self._buf[self._pos:self._pos + n]
+        self._pos += n
+        return data
+
+    @property
+    def _offset(self) -> int:
+        return self._consumed + self._pos
+
+    def _skip(self, n: int) -> None:
+        avail = len(self._buf) - self._pos
+        if n <= avail:
+            self._pos += n
+            return
+        n -= avail
+        self._consumed += len(self._buf)
+        self._buf, self._pos = b"", 0
+        while n > 0:
+            chunk = self._stream.read(CHUNK)
+            if not chunk:
+                if n <= self._pad:  # only the last member's padding is missing (umoci insert)
+                    return
+                raise LayerError(f"{self._what}: tar stream is truncated")
+            if len(chunk) > n:
+                self._buf, self._pos = chunk, n
+                return
+            self._consumed += len(chunk)
+            n -= len(chunk)
+
+    # -- data access for the current entry ---------------------------------------------
+    def head(self, n: int) -> bytes:
+        """Up to ``n`` leading data bytes of the current entry, without consuming them."""
+        if self._data_left != self._padded(self._data_size):
+            raise RuntimeError("head() after data was consumed")
+        n = min(n, self._data_size)
+        if not self._fill(n):
+            raise LayerError(f"{self._what}: tar stream is truncated")
+        return self._buf[self._pos:self._pos + n]
+
+    @staticmethod
+    def _padded(size: int) -> int:
+        return (size + BLOCK - 1) & ~(BLOCK - 1)
+
+    def copy_data(self, write: Write, with_padding: bool = True) -> None:
+        """Pass the rest of the current entry's data (and its block padding) to ``write``."""
+        left = self._data_left
+        if not with_padding:
+            left -= self._padded(self._data_size) - self._data_size
+            if left < 0:
+                raise RuntimeError("copy_data(with_padding=False) after partial read")
+        self._data_left -= left
+        avail = len(self._buf) - self._pos
+        if left <= avail:
+            if left:
+                write(memoryview(self._buf)[self._pos:self._pos + left])
+                self._pos += left
+            return
+        if avail:
+            write(memoryview(self._buf)[self._pos:])
+            left -= avail
+        self._consumed += len(self._buf)
+        self._buf, self._pos = b"", 0
+        while left > 0:
+            chunk = self._stream.read(CHUNK)
+            if not chunk:
+                if with_padding and left <= self._pad:  # last member's padding missing: add it
+                    write(bytes(left))
+                    return
+                raise LayerError(f"{self._what}: tar stream is truncated")
+            if len(chunk) > left:
+                write(memoryview(chunk)[:left])
+                self._buf, self._pos = chunk, left
+                return
+            write(chunk)
+            self._consumed += len(chunk)
+            left -= len(chunk)
+
+    def read_data(self) -> bytes:
+        """The whole data of the current entry (only for small extension records)."""
+        parts: list[bytes] = []
+        self.copy_data(lambda b: parts.append(bytes(b)), with_padding=False)
+        self._skip_rest()
+        return b"".join(parts)
+
+    def _skip_rest(self) -> None:
+        if self._data_left:
+            self._skip(self._data_left)
+            self._data_left = 0
+
+    # -- iteration ---------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Entry]:
+        what = self._what
+        while True:
+            self._skip_rest()
+            start = self._offset
+            if not self._fill(BLOCK):
+                # EOF without an end-of-archive marker: accepted when on a member boundary.
+                if len(self._buf) - self._pos:
+                    raise LayerError(f"{what}: tar stream is truncated")
+                self.end_offset = start
+                return
+            block = self._buf[self._pos:self._pos + BLOCK]
+            if block == _ZERO_BLOCK:
+                self.end_offset = start
+                self._drain()
+                return
+            header_parts: list[bytes] = []
+            local: list[tuple[str, bytes]] = []
+            long_name = long_link = None
+            while True:
+                block = self._take(BLOCK)
+                if block == _ZERO_BLOCK:
+                    raise LayerError(f"{what}: end of archive inside an extended header")
+                chk = parse_number(block[148:156], what)
+                if chk != header_checksum(block):
+                    raise LayerError(f"{what}: bad tar header checksum at offset {self._offset - BLOCK}")
+                tf = block[156:157]
+                if tf in (b"x", b"g", b"L", b"K"):
+                    size = parse_number(block[124:136], what)
+                    if size > (64 << 20):
+                        raise LayerError(f"{what}: extended header of {size} bytes is too large")
+                    self._data_size = size
+                    self._data_left = self._padded(size)
+                    ext = self.read_data()
+                    header_parts.append(block)
+                    header_parts.append(ext + bytes(self._padded(size) - size))
+                    if tf == b"x":
+                        local.extend(parse_pax(ext, what))
+                    elif tf == b"g":
+                        self._global = _merge_records(self._global, parse_pax(ext, what))
+                    elif tf == b"L":
+                        long_name = ext.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                    else:
+                        long_link = ext.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                    continue
+                break
+            header_parts.append(block)
+            if tf == b"S" and block[482]:
+                while True:  # old GNU sparse extension blocks belong to the header
+                    ext_block = self._take(BLOCK)
+                    header_parts.append(ext_block)
+                    if not ext_block[504]:
+                        break
+            pax = _merge_records(self._global, local) if (self._global or local) else None
+            name = None
+            linkname = None
+            size = parse_number(block[124:136], what)
+            uid = gid = None
+            if pax:
+                for key, value in pax:
+                    if key == "path":
+                        name = value.decode("utf-8", "surrogateescape")
+                    elif key == "linkpath":
+                        linkname = value.decode("utf-8", "surrogateescape")
+                    elif key == "size":
+                        try:
+                            size = int(value)
+                        except ValueError:
+                            raise LayerError(f"{what}: bad PAX size record") from None
+                    elif key == "GNU.sparse.name":
+                        name = value.decode("utf-8", "surrogateescape")
+                    elif key in ("uid", "gid") and value.isdigit():
+                        if key == "uid":
+                            uid = int(value)
+                        else:
+                            gid = int(value)
+            if name is None:
+                name = long_name
+            if name is None:
+                name = _str(block[0:100])
+                if block[257:263] == b"ustar\0":
+                    prefix = _str(block[345:500])
+                    if prefix:
+                        name = prefix + "/" + name
+            if linkname is None:
+                linkname = long_link if long_link is not None else _str(block[157:257])
+            kind = _KIND.get(tf, OTHER)
+            shown = name
+            path = normalize_path(name, what)
+            if not path and kind != DIR:
+                raise LayerError(f"{what}: entry {shown!r} has an empty name")
+            if kind == HARDLINK:
+                linkname = normalize_path(linkname, f"{what}: hardlink {path!r}")
+                if not linkname:
+                    raise LayerError(f"{what}: hardlink {path!r} has an empty target")
+            if tf in _NO_DATA:
+                size = 0  # these carry no data whatever the size field says (as Go and GNU tar)
+            entry = Entry(b"".join(header_parts), path, kind, tf, size, linkname,
+                          parse_number(block[100:108], what),
+                          parse_number(block[108:116], what) if uid is None else uid,
+                          parse_number(block[116:124], what) if gid is None else gid, pax, start)
+            entry.has_global = bool(self._global)
+            base = path.rpartition("/")[2]
+            if base.startswith(WH_PREFIX):
+                parent = path.rpartition("/")[0]
+                if base == WH_OPAQUE:
+                    entry.kind = OPAQUE
+                    entry.target = parent
+                elif base.startswith(".wh..wh."):
+                    entry.kind = META  # aufs metadata (.wh..wh.plnk etc.); dropped on rebuild
+                else:
+                    entry.kind = WHITEOUT
+                    entry.target = (parent + "/" if parent else "") + base[len(WH_PREFIX):]
+            self._data_size = size
+            self._data_left = self._padded(size)
+            self._pad = self._data_left - size
+            yield entry
+
+    def _drain(self) -> None:
+        self._consumed += len(self._buf)
+        self._buf, self._pos = b"", 0
+        while True:
+            chunk = self._stream.read(CHUNK)
+            if not chunk:
+                return
+            self._consumed += len(chunk)
+
+
+def _merge_records(base: list[tuple[str, bytes]],
+                   over: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    if not base:
+        return list(over)
+    keys = {k for k, _ in over}
+    return [r for r in base if r[0] not in keys] + list(over)
+
+

@@ -1,0 +1,44 @@
+"""The per-layer index: what the plan knows about every member of an input layer, in archive
+order. Plain data made by one streaming scan (``fs.scan``); nothing here reads a layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from slimmer.oci.layer import EntryKind
+from slimmer.oci.media import Compression
+
+
+class Rec:
+    """What the plan knows about one tar member of an input layer."""
+
+    __slots__ = ("path", "kind", "target", "size", "linkname", "mode", "content", "shebang",
+                 "dir_header", "typeflag", "hsize")
+
+    def __init__(self, path: str, kind: EntryKind, target: str, size: int, linkname: str, mode: int,
+                 typeflag: bytes, hsize: int) -> None:
+        self.path = path
+        self.kind = kind
+        self.target = target          # whiteout / opaque: the path it hides
+        self.size = size
+        self.linkname = linkname
+        self.mode = mode
+        self.typeflag = typeflag
+        self.hsize = hsize            # bytes of header blocks (for exact output size estimates)
+        self.content: str | None = None
+        self.shebang: str | None = None
+        self.dir_header: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"Rec({self.path!r}, {self.kind}, {self.size})"
+
+
+@dataclass
+class LayerIndex:
+    """All members of one input layer in archive order, plus its uncompressed size."""
+
+    digest: str
+    diff_id: str
+    tar_size: int
+    compression: Compression
+    entries: list[Rec] = field(default_factory=list)

@@ -1,0 +1,173 @@
+"""Image references: ``oci:DIR[:TAG|@DIGEST]`` layouts and ``[docker://]HOST[:PORT]/REPO[:TAG|@DIGEST]``
+registry references, normalised the way docker and skopeo do (``docker.io``, ``library/``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from slimmer.errors import InputError, UsageError
+from slimmer.oci.digest import check_digest
+
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+#: One path component of a repository name (distribution's reference grammar).
+_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_HOST_RE = re.compile(
+    r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$")
+#: Transports of containers/image that slimmer does not read or write.
+_OTHER_TRANSPORTS = ("dir:", "docker-archive:", "oci-archive:", "docker-daemon:",
+                     "containers-storage:", "ostree:", "sif:", "tarball:")
+DOCKER_HUB = "docker.io"
+#: Other names of Docker Hub's registry.
+HUB_ALIASES = frozenset({"index.docker.io", "registry-1.docker.io"})
+#: Hosts that are reached over plain HTTP unless TLS is asked for explicitly.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def is_registry_host(component: str) -> bool:
+    """Whether the first component of a reference names a registry, as docker decides it:
+    it has a ``.`` or ``:``, is an IPv6 literal, is ``localhost``, or has upper case."""
+    return ("." in component or ":" in component or component.startswith("[")
+            or component == "localhost" or component != component.lower())
+
+
+def canonical_registry(registry: str) -> str:
+    """``HOST[:PORT]`` as compared for identity: lower case, Docker Hub aliases folded."""
+    host = registry.lower()
+    return DOCKER_HUB if host in HUB_ALIASES else host
+
+
+def host_of(registry: str) -> str:
+    """The host of ``HOST[:PORT]`` without the port (``[::1]`` keeps its brackets)."""
+    if registry.startswith("["):
+        return registry.split("]", 1)[0] + "]"
+    return registry.split(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class LayoutRef:
+    """An OCI image layout directory plus an optional tag (ref.name) or digest."""
+
+    path: str
+    tag: str | None = None
+    digest: str | None = None
+
+    def __str__(self) -> str:
+        if self.digest:
+            return f"oci:{self.path}@{self.digest}"
+        if self.tag:
+            return f"oci:{self.path}:{self.tag}"
+        return f"oci:{self.path}"
+
+
+@dataclass(frozen=True)
+class RegistryRef:
+    """A repository in a registry plus a tag and/or digest; ``registry`` is ``HOST[:PORT]``."""
+
+    registry: str
+    repository: str
+    tag: str | None = "latest"
+    digest: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """What goes after ``/manifests/``: the digest if there is one, else the tag."""
+        return self.digest or self.tag or "latest"
+
+    @property
+    def host(self) -> str:
+        """The registry host without the port (``[::1]`` keeps its brackets)."""
+        return host_of(self.registry)
+
+    @property
+    def name(self) -> str:
+        """``registry/repository`` without tag or digest."""
+        return f"{self.registry}/{self.repository}"
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def parse_reference(text: str) -> LayoutRef | RegistryRef:
+    """Parse a user-given reference; raise UsageError on anything unsupported or malformed."""
+    if text.startswith("oci:"):
+        return _parse_layout(text)
+    if text.startswith(_OTHER_TRANSPORTS):
+        transport = text.split(":", 1)[0]
+        raise UsageError(f"unsupported reference {text!r}: transport {transport!r} is not "
+                         f"supported (use oci:DIR[:TAG|@DIGEST] or [docker://]HOST/REPO[:TAG])")
+    return parse_registry_reference(text)
+
+
+def _parse_layout(text: str) -> LayoutRef:
+    rest = text[4:]
+    digest = tag = None
+    if "@" in rest:
+        rest, _, digest = rest.rpartition("@")
+        try:
+            check_digest(digest, "reference")
+        except InputError as exc:
+            raise UsageError(f"bad reference {text!r}: {exc}") from exc
+    else:
+        head, sep, last = rest.rpartition(":")
+        # A colon after the last slash separates a tag (paths may contain colons elsewhere).
+        if sep and "/" not in last:
+            if not _TAG_RE.match(last):
+                raise UsageError(f"bad reference {text!r}: invalid tag {last!r}")
+            rest, tag = head, last
+    if not rest:
+        raise UsageError(f"bad reference {text!r}: empty directory")
+    return LayoutRef(rest, tag, digest)
+
+
+def parse_registry_reference(text: str) -> RegistryRef:
+    """Parse ``[docker://]HOST[:PORT]/REPO[:TAG][@DIGEST]`` as docker does: a first component
+    with a ``.`` or ``:`` (or ``localhost``) is the registry, otherwise Docker Hub is meant."""
+    def bad(why: str) -> UsageError:
+        return UsageError(f"bad reference {text!r}: {why}")
+
+    rest = text[len("docker://"):] if text.startswith("docker://") else text
+    if not rest:
+        raise bad("empty reference")
+    digest = None
+    if "@" in rest:
+        rest, _, digest = rest.partition("@")
+        try:
+            check_digest(digest, "reference")
+        except InputError as exc:
+            raise bad(str(exc)) from exc
+    tag = None
+    head, sep, last = rest.rpartition(":")
+    if sep and "/" not in last:
+        if not _TAG_RE.match(last):
+            raise bad(f"invalid tag {last!r}")
+        rest, tag = head, last
+    first, slash, remainder = rest.partition("/")
+    if slash and is_registry_host(first):
+        registry, repository = first, remainder
+        if not _HOST_RE.match(registry):
+            raise bad(f"invalid registry host {registry!r}")
+    else:
+        registry, repository = DOCKER_HUB, rest
+    if registry in HUB_ALIASES:
+        registry = DOCKER_HUB
+    if registry == DOCKER_HUB and "/" not in repository:
+        repository = "library/" + repository
+    if not repository:
+        raise bad("empty repository name")
+    if repository != repository.lower():
+        raise bad("repository name must be lowercase")
+    for component in repository.split("/"):
+        if not _COMPONENT_RE.match(component):
+            raise bad(f"invalid repository name component {component!r}")
+    if len(registry) + 1 + len(repository) > 255:
+        raise bad("name longer than 255 characters")
+    if tag is None and digest is None:
+        tag = "latest"
+    return RegistryRef(registry, repository, tag, digest)

@@ -1,0 +1,105 @@
+"""What a user asks of a run: ``SlimOptions`` (the same for the library, the CLI and the hook's
+rules), their checks, and the digest of everything that decides the output bytes."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Sequence
+
+from slimmer.errors import UsageError
+from slimmer.oci.digest import sha256_digest
+from slimmer.oci.media import GZIP, NONE, ZSTD, Compression
+from slimmer.oci.model import dump_json
+
+
+class MergeMode(StrEnum):
+    """How adjacent layers are merged: runs of small ones, none, or every non-base layer."""
+
+    AUTO = "auto"
+    NONE = "none"
+    ALL = "all"
+
+
+MERGE_MODES = tuple(m.value for m in MergeMode)
+#: ``--compression keep``: each layer keeps its own compression.
+KEEP = "keep"
+COMPRESSION_CHOICES = (ZSTD.value, GZIP.value, NONE.value, KEEP)
+DEFAULT_MERGE_THRESHOLD = 16 << 20
+#: Output compression levels: the default and the accepted range of each compressor.
+DEFAULT_LEVEL = {ZSTD: 2, GZIP: 2, NONE: 0}
+LEVEL_RANGE = {ZSTD: (1, 19), GZIP: (0, 3), NONE: (0, 0)}
+
+#: Bump when the bytes slimmer writes for the same input and options change (a new default
+#: compression parameter, a different tar layout), so old results are not taken as current.
+OUTPUT_FORMAT = 1
+
+
+def check_layer_options(merge: str, compression: str, base: int, merge_threshold: int) -> None:
+    """UsageError unless the merge mode, output compression and sizes are valid."""
+    if merge not in MERGE_MODES:
+        raise UsageError(f"--merge must be one of {', '.join(MERGE_MODES)}")
+    if compression not in COMPRESSION_CHOICES:
+        raise UsageError("--compression must be zstd, gzip, none or keep")
+    if base < 0 or merge_threshold < 0:
+        raise UsageError("--base and --merge-threshold must not be negative")
+
+
+@dataclass(frozen=True)
+class SlimOptions:
+    """Everything that decides the output; the same options give the same digests."""
+
+    profiles: tuple[str, ...] = ()            # names or comma lists; empty: caches,docs
+    profile_files: tuple[str, ...] = ()
+    strip: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()           # os/arch[/variant]; empty: all
+    merge: str = MergeMode.AUTO.value
+    merge_threshold: int = DEFAULT_MERGE_THRESHOLD
+    base: int = 0
+    keep_base: bool = False
+    compression: str = ZSTD.value
+    level: int | None = None
+    jobs: int | None = None                   # parallel layers; None: all cores
+
+    def check(self) -> "SlimOptions":
+        """These options, or UsageError naming the first invalid one."""
+        check_layer_options(self.merge, self.compression, self.base, self.merge_threshold)
+        if self.level is not None and self.compression != KEEP:
+            lo, hi = LEVEL_RANGE[Compression(self.compression)]
+            if not lo <= self.level <= hi:
+                raise UsageError(f"--level for {self.compression} must be {lo}..{hi}")
+        if self.jobs is not None and self.jobs < 1:
+            raise UsageError("--jobs must be at least 1")
+        return self
+
+
+#: How each SlimOptions field enters ``options_digest``. Every field must be in exactly one
+#: of these (a test enforces it), so a new option cannot silently be left out of the digest.
+DIGESTED_FIELDS = ("strip", "keep", "platforms", "merge", "merge_threshold", "base",
+                   "keep_base", "compression", "level")
+#: Enter the digest as the content of the rules they select, not as names or paths.
+RULE_FIELDS = ("profiles", "profile_files")
+#: Do not change the output bytes.
+UNDIGESTED_FIELDS = ("jobs",)
+
+
+def options_digest(options: SlimOptions, profiles: Sequence[Any]) -> str:
+    """A digest of everything that decides the output bytes; ``profiles`` are the selected
+    profiles (their rules' content counts, so editing a profile file changes the digest)."""
+    doc: dict[str, Any] = {"format": OUTPUT_FORMAT,
+                           "profiles": [[p.name, repr(p.rules)] for p in profiles]}
+    for name in DIGESTED_FIELDS:
+        value = getattr(options, name)
+        if name == "platforms":
+            value = sorted(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        doc[name] = value
+    return sha256_digest(dump_json(doc))
+
+
+def option_fields() -> tuple[str, ...]:
+    """Names of the SlimOptions fields, in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(SlimOptions))

@@ -1,0 +1,286 @@
+"""Planning one output layer: the union of its input layers, what survives the strip
+decisions, the whiteouts it needs against lower layers, hardlinks whose data moved, and the
+emission order (a header-only preamble, then entries in stream order, parents first)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from slimmer.fs.index import LayerIndex, Rec
+from slimmer.fs.overlay import Overlay, Ref, ancestors, apply_layer
+from slimmer.fs.stack import Stack
+from slimmer.oci.layer import DIR, HARDLINK, META, OPAQUE, WHITEOUT
+from slimmer.plan.model import (
+    COPY,
+    COPY_OP,
+    DROP,
+    DROP_OP,
+    FETCH,
+    REBUILD,
+    RELINK,
+    RENAME,
+    LayerReason,
+    Op,
+    OutputLayer,
+    PlanOptions,
+    PreambleEntry,
+    Removal,
+    Whiteout,
+)
+from slimmer.plan.strip import StripDecisions
+
+
+@dataclass
+class LowerPaths:
+    """What the layers below the current output layer hold: paths (with their ancestors) and
+    directories with something below them. Decides which whiteouts can hit anything."""
+
+    paths: set[str] = field(default_factory=set)
+    parents: set[str] = field(default_factory=set)
+
+    def add_layer(self, recs: Sequence[Rec]) -> None:
+        for r in recs:
+            if r.kind in (WHITEOUT, OPAQUE, META):
+                continue
+            up = ancestors(r.path)
+            self.paths.add(r.path)
+            self.paths.update(up)
+            self.parents.update(up)
+
+
+class _Deletions:
+    """Ordered deletion records of a merged run, with cheap removal of everything below a
+    path (an overlay-style children index, so big layers stay linear)."""
+
+    def __init__(self) -> None:
+        self._kind: dict[str, str] = {}
+        self._children: dict[str, set[str]] = {}
+
+    def get(self, path: str) -> str | None:
+        return self._kind.get(path)
+
+    def put(self, path: str, kind: str) -> None:
+        self._kind.pop(path, None)   # re-insert so order follows the latest event
+        self._kind[path] = kind
+        p = path
+        while p:
+            parent = p.rpartition("/")[0]
+            kids = self._children.setdefault(parent, set())
+            if p in kids:
+                break
+            kids.add(p)
+            p = parent
+
+    def drop_below(self, path: str) -> None:
+        stack = list(self._children.pop(path, ()))
+        while stack:
+            p = stack.pop()
+            self._kind.pop(p, None)
+            stack.extend(self._children.pop(p, ()))
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._kind.items())
+
+
+@dataclass
+class _Links:
+    """How surviving hardlinks are written: re-pointed at another name (``relinks``), their
+    data moved to the first link (``moved_to``) or fetched from a lower layer (``fetches``)."""
+
+    relinks: dict[Ref, str] = field(default_factory=dict)
+    moved_to: dict[Ref, str] = field(default_factory=dict)
+    fetches: dict[Ref, Ref] = field(default_factory=dict)
+    moved_links: set[Ref] = field(default_factory=set)
+    changed: bool = False
+
+
+class GroupPlanner:
+    """Plans the output layer made of one run of input layers (``group``)."""
+
+    def __init__(self, group: tuple[int, ...], recs: Sequence[Sequence[Rec]],
+                 indexes: Mapping[int, LayerIndex], stack: Stack, strips: StripDecisions,
+                 lower: LowerPaths, options: PlanOptions) -> None:
+        self.group = group
+        self.in_group = set(group)
+        self.recs = recs
+        self.indexes = indexes
+        self.stack = stack
+        self.strips = strips
+        self.lower = lower
+        self.options = options
+        self.overlay = Overlay()
+        self.deletions = _Deletions()
+        self.survivors: dict[str, Ref] = {}
+        self.emitted: set[str] = set()
+
+    def rec(self, ref: Ref) -> Rec:
+        return self.recs[ref[0]][ref[1]]
+
+    def plan(self, sizes: Sequence[int]) -> OutputLayer | None:
+        """The rebuilt layer, or None when the group is a single layer that stays as it is."""
+        self._union()
+        removed, dropped_any = self._removals()
+        whiteouts, stripped_here = self._whiteouts()
+        links = self._links()
+        if not (len(self.group) > 1 or dropped_any or stripped_here or links.changed):
+            return None
+        preamble: list[PreambleEntry] = []
+        for wh in whiteouts:
+            preamble.extend(self._hoist(wh.path, include_self=wh.opaque))
+            preamble.append(wh)
+        ops = {j: self._ops(j, links) for j in self.group}
+        first = self.indexes[self.group[0]].compression
+        target = first if self.options.keeps_compression else self.options.compression
+        return OutputLayer(
+            self.group, REBUILD, target, sum(sizes[j] for j in self.group),
+            sum(self.indexes[j].tar_size for j in self.group), removed, preamble, ops,
+            LayerReason.MERGED if len(self.group) > 1 else LayerReason.STRIPPED)
+
+    # -- the union and what survives ------------------------------------------------------
+
+    def _union(self) -> None:
+        deletions = self.deletions
+
+        def on_delete(kind: str, path: str) -> None:
+            if kind != "opaque":
+                deletions.drop_below(path)
+                deletions.put(path, "whiteout")  # a non-directory replaces lower content too
+            elif deletions.get(path) != "whiteout":
+                deletions.put(path, kind)
+
+        for j in self.group:
+            apply_layer(self.overlay, j, self.recs[j], on_delete=on_delete)
+        dropped = self.strips.dropped
+        final = self.overlay.entries
+        self.survivors = {path: ref for path, ref in final.items() if ref not in dropped}
+        # Directories never go while something below them survives in this layer.
+        needed_dirs = {a for p in self.survivors for a in ancestors(p)}
+        for path, ref in final.items():
+            if ref in dropped and path in needed_dirs and self.overlay.is_dir[path]:
+                self.survivors[path] = ref
+
+    def _removals(self) -> tuple[list[Removal], bool]:
+        """The files this layer loses, and whether it loses any entry at all."""
+        removed: list[Removal] = []
+        dropped_any = False
+        for j in self.group:
+            for o, rec in enumerate(self.recs[j]):
+                rule = self.strips.dropped.get((j, o))
+                if rule is None or self.survivors.get(rec.path) == (j, o):
+                    continue
+                dropped_any = True
+                if rec.kind != DIR:
+                    removed.append(Removal(rec.path, rec.size, rule, j, rec.kind,
+                                           (j, o) not in self.stack.final_refs))
+        return removed, dropped_any
+
+    def _whiteouts(self) -> tuple[list[Whiteout], bool]:
+        """Whiteouts the output needs: lower deletions that may hit something, and stripped
+        paths whose final copy is here while older copies may exist below (the second value
+        says whether there were any of those)."""
+        out: list[Whiteout] = []
+        stripped_here = False
+        if self.group[0] == 0:
+            return out, stripped_here
+        lower, overlay = self.lower, self.overlay
+        for path, kind in self.deletions.items():
+            if kind == "whiteout" and path in lower.paths:
+                if path in self.survivors and not overlay.is_dir[path]:
+                    continue  # the surviving non-directory entry replaces lower content itself
+                out.append(Whiteout(path))
+            elif kind == "opaque" and path in lower.parents:
+                out.append(Whiteout(path, opaque=True))
+        listed = {w.path for w in out}
+        for path, ref in overlay.entries.items():
+            if path in self.strips.stripped and self.stack.final.entries.get(path) == ref \
+                    and path not in self.survivors and path in lower.paths \
+                    and path not in listed:
+                out.append(Whiteout(path))
+                stripped_here = True
+        return out, stripped_here
+
+    def _links(self) -> _Links:
+        """Hardlinks whose data source does not survive under its own name in this layer."""
+        links = _Links()
+        orphans: dict[Ref, list[tuple[Ref, str]]] = {}
+        for path, ref in sorted(self.survivors.items(), key=lambda item: item[1]):
+            rec = self.rec(ref)
+            if rec.kind != HARDLINK:
+                continue
+            src = self.stack.link_src[ref]
+            src_rec = self.rec(src)
+            if src[0] in self.in_group and self.survivors.get(src_rec.path) == src:
+                if rec.linkname != src_rec.path:
+                    links.relinks[ref] = src_rec.path
+            elif src[0] not in self.in_group and len(self.group) == 1 \
+                    and src not in self.strips.dropped:
+                continue  # a link into an unchanged lower layer, as in the input: leave it
+            else:
+                orphans.setdefault(src, []).append((ref, path))
+        for src, found in orphans.items():
+            links.changed = True
+            (first_ref, first_path), rest = found[0], found[1:]
+            if src[0] in self.in_group:
+                links.moved_to[src] = first_path
+                links.moved_links.add(first_ref)
+            else:
+                links.fetches[first_ref] = src
+            for ref, _ in rest:
+                links.relinks[ref] = first_path
+        return links
+
+    # -- emission ---------------------------------------------------------------------------
+
+    def _hoist(self, path: str, include_self: bool = False) -> list[bytes]:
+        """Headers of not-yet-emitted surviving directories above ``path`` (root first)."""
+        out: list[bytes] = []
+        chain = ([""] if path else []) + ancestors(path) + ([path] if include_self and path
+                                                            else [])
+        for a in chain:
+            if a in self.emitted:
+                continue
+            ref = self.survivors.get(a)
+            if ref is None or not self.overlay.is_dir[a]:
+                continue
+            self.emitted.add(a)
+            header = self.rec(ref).dir_header
+            assert header is not None
+            out.append(header)
+        return out
+
+    def _ops(self, j: int, links: _Links) -> dict[int, Op]:
+        ops: dict[int, Op] = {}
+        for o, rec in enumerate(self.recs[j]):
+            ref = (j, o)
+            if rec.kind in (WHITEOUT, OPAQUE, META):
+                ops[o] = DROP_OP
+            elif rec.kind == DIR:
+                ops[o] = self._dir_op(ref, rec)
+            elif ref in links.moved_to:                 # data re-emitted under a link's name
+                new_path = links.moved_to[ref]
+                ops[o] = Op(RENAME, tuple(self._hoist(new_path)), path=new_path)
+            elif self.survivors.get(rec.path) != ref or ref in links.moved_links:
+                ops[o] = DROP_OP
+            else:
+                before = tuple(self._hoist(rec.path))
+                if ref in links.fetches:
+                    ops[o] = Op(FETCH, before, path=rec.path, src=links.fetches[ref])
+                elif ref in links.relinks:
+                    ops[o] = Op(RELINK, before, linkname=links.relinks[ref])
+                else:
+                    ops[o] = Op(COPY, before) if before else COPY_OP
+        return ops
+
+    def _dir_op(self, ref: Ref, rec: Rec) -> Op:
+        if rec.path in self.emitted or rec.path not in self.survivors \
+                or not self.overlay.is_dir[rec.path]:
+            return DROP_OP
+        prefix = self._hoist(rec.path)
+        self.emitted.add(rec.path)
+        final_ref = self.survivors[rec.path]
+        if final_ref == ref:
+            return Op(COPY, tuple(prefix)) if prefix else COPY_OP
+        header = self.rec(final_ref).dir_header
+        assert header is not None
+        return Op(DROP, tuple(prefix) + (header,))

@@ -1,0 +1,85 @@
+"""The plan: a pure function from (layer sizes and types, layer indexes, rules, config,
+options) to what to build.
+
+For every output layer it says which input layers it comes from, whether it is passed through
+byte-identical, recompressed, or rebuilt, and, for rebuilt layers, what happens to each input
+entry (copied, dropped, renamed, relinked, fetched) and which header-only entries (hoisted
+directories, whiteouts) come first. The build executes it; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from slimmer.fs.index import LayerIndex
+from slimmer.fs.protect import protected_paths
+from slimmer.fs.stack import walk_stack
+from slimmer.oci.layer import FILE
+from slimmer.oci.media import FOREIGN_LAYER_TYPES, layer_compression
+from slimmer.plan.emit import GroupPlanner, LowerPaths
+from slimmer.plan.grouping import group_layers, kept_layers
+from slimmer.plan.model import (
+    PASSTHROUGH,
+    RECOMPRESS,
+    ImagePlan,
+    LayerReason,
+    OutputLayer,
+    PlanOptions,
+)
+from slimmer.plan.strip import decide_strips
+from slimmer.profiles import Matcher
+
+
+def plan_image(sizes: Sequence[int], media_types: Sequence[str],
+               indexes: Mapping[int, LayerIndex] | None, matcher: Matcher | None,
+               config: Any | None, options: PlanOptions) -> ImagePlan:
+    """Plan one image. ``indexes`` maps every input layer to its scan (None: nothing scanned,
+    only allowed without stripping or merging); ``config`` (an ImageConfig) names what the
+    image runs, which is never stripped."""
+    n = len(sizes)
+    groups = group_layers(sizes, media_types, options)
+    kept = kept_layers(media_types, options)
+    if indexes is None:
+        if matcher is not None or any(len(g) > 1 for g in groups):
+            raise ValueError("stripping or merging needs layer indexes")
+        layers = [unchanged_layer(g[0], sizes, media_types, None, options) for g in groups]
+        return ImagePlan(layers, [], [], [None] * n, scanned=False)
+
+    recs = [indexes[i].entries for i in range(n)]
+    stack = walk_stack(recs)
+    protected = protected_paths(stack.final, recs, config) if config is not None else set()
+    strips = decide_strips(stack, recs, kept, matcher, protected)
+    out: list[OutputLayer] = []
+    lower = LowerPaths()
+    for group in groups:
+        layer = None
+        if not (len(group) == 1 and group[0] in kept):
+            layer = GroupPlanner(group, recs, indexes, stack, strips, lower,
+                                 options).plan(sizes)
+        out.append(layer or unchanged_layer(group[0], sizes, media_types, indexes[group[0]],
+                                             options))
+        for j in group:
+            lower.add_layer(recs[j])
+    return ImagePlan(out, strips.overrides, sorted(protected), stack.wasted, scanned=True)
+
+
+def unchanged_layer(i: int, sizes: Sequence[int], media_types: Sequence[str],
+                    index: LayerIndex | None, options: PlanOptions) -> OutputLayer:
+    """Input layer ``i`` as it is: passed through, or recompressed to the output compression."""
+    source = index.compression if index is not None else layer_compression(media_types[i])
+    target = source if options.keeps_compression else options.compression
+    foreign = media_types[i] in FOREIGN_LAYER_TYPES
+    mode = PASSTHROUGH if (target == source or foreign) else RECOMPRESS
+    tar = index.tar_size if index is not None else None
+    return OutputLayer((i,), mode, source if mode == PASSTHROUGH else target, sizes[i], tar,
+                       reason=LayerReason.FOREIGN if foreign else LayerReason.NONE)
+
+
+def removable_bytes(media_types: Sequence[str], indexes: Mapping[int, LayerIndex],
+                    matcher: Matcher, config: Any | None, options: PlanOptions) -> int:
+    """Uncompressed file bytes ``matcher`` would remove from the image (for "what if" reports)."""
+    recs = [indexes[i].entries for i in range(len(media_types))]
+    stack = walk_stack(recs)
+    protected = protected_paths(stack.final, recs, config) if config is not None else set()
+    strips = decide_strips(stack, recs, kept_layers(media_types, options), matcher, protected)
+    return sum(recs[j][o].size for (j, o) in strips.dropped if recs[j][o].kind == FILE)

@@ -1,0 +1,116 @@
+"""Strip decisions: which entries of which layers go, by which rule, and which matches were
+overruled. Decided on the final tree first (a directory goes only when all of it goes), then
+extended to the older copies that later layers shadow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from slimmer.fs.index import Rec
+from slimmer.fs.overlay import Ref, ancestors
+from slimmer.fs.stack import Stack
+from slimmer.oci.layer import DIR, HARDLINK, META, OPAQUE, WHITEOUT
+from slimmer.plan.model import Override, OverrideKind
+from slimmer.profiles import Match, Matcher
+
+
+@dataclass
+class StripDecisions:
+    """``dropped``: entry -> rule id; ``stripped``: final-tree path -> rule id; ``overrides``:
+    matches that a keep rule or the image's needs overruled, sorted by path."""
+
+    dropped: dict[Ref, str] = field(default_factory=dict)
+    stripped: dict[str, str] = field(default_factory=dict)
+    overrides: list[Override] = field(default_factory=list)
+
+
+class _Decider:
+    """Matches entries of the stack against the rules."""
+
+    def __init__(self, stack: Stack, recs: Sequence[Sequence[Rec]], kept: set[int],
+                 matcher: Matcher, protected: set[str]) -> None:
+        self.stack = stack
+        self.recs = recs
+        self.kept = kept
+        self.matcher = matcher
+        self.protected = protected
+        self.out = StripDecisions()
+
+    def match(self, path: str, rec: Rec, ref: Ref) -> Match | None:
+        """The rule match of an entry; a hardlink is judged by the file it links to."""
+        if rec.kind == HARDLINK:
+            src = self.stack.data_ref(ref)
+            data = self.recs[src[0]][src[1]]
+        else:
+            data = rec
+        return self.matcher.match("/" + path, rec.kind, data.size, data.content)
+
+    def final_tree(self) -> None:
+        """Files first, then directories bottom-up: a directory goes only if all of it goes."""
+        final, out = self.stack.final, self.out
+        dirs: list[str] = []
+        for path, ref in final.entries.items():
+            if ref[0] in self.kept or not path:
+                continue
+            rec = self.recs[ref[0]][ref[1]]
+            if rec.kind == DIR:
+                dirs.append(path)
+                continue
+            m = self.match(path, rec, ref)
+            if m is None:
+                continue
+            if m.kept_by is not None:
+                out.overrides.append(Override(path, m.rule.id, OverrideKind.KEEP_RULE,
+                                              m.kept_by.id))
+            elif path in self.protected:
+                out.overrides.append(Override(path, m.rule.id, OverrideKind.PROTECTED))
+            else:
+                out.stripped[path] = m.rule.id
+        for path in sorted(dirs, key=lambda p: -p.count("/")):
+            ref = final.entries[path]
+            m = self.match(path, self.recs[ref[0]][ref[1]], ref)
+            if m is None or m.kept_by is not None or path in self.protected:
+                continue
+            if all(d in out.stripped for d in final.descendants(path) if d in final.entries):
+                out.stripped[path] = m.rule.id
+        for path, rule in out.stripped.items():
+            out.dropped[final.entries[path]] = rule
+
+    def shadowed(self) -> None:
+        """Entries not in the final tree go with the path that replaced them, with a stripped
+        directory above them, or when a rule matches them."""
+        out, final = self.out, self.stack.final
+        stripped_dirs = {p for p in out.stripped if final.is_dir[p]}
+        for j, layer in enumerate(self.recs):
+            if j in self.kept:
+                continue
+            for o, rec in enumerate(layer):
+                ref = (j, o)
+                if rec.kind in (WHITEOUT, OPAQUE, META) or ref in self.stack.final_refs:
+                    continue
+                if rec.path in out.stripped:
+                    out.dropped[ref] = out.stripped[rec.path]
+                    continue
+                gone_dir = next((a for a in ancestors(rec.path) if a in stripped_dirs), None)
+                if gone_dir is not None:
+                    out.dropped[ref] = out.stripped[gone_dir]
+                    continue
+                if rec.kind == DIR:
+                    continue
+                m = self.match(rec.path, rec, ref)
+                if m is not None and m.kept_by is None and rec.path not in self.protected:
+                    out.dropped[ref] = m.rule.id
+
+
+def decide_strips(stack: Stack, recs: Sequence[Sequence[Rec]], kept: set[int],
+                  matcher: Matcher | None, protected: set[str]) -> StripDecisions:
+    """What the rules remove from the stack; nothing without a matcher. Entries of ``kept``
+    layers and ``protected`` paths are never removed."""
+    if matcher is None:
+        return StripDecisions()
+    decider = _Decider(stack, recs, kept, matcher, protected)
+    decider.final_tree()
+    decider.shadowed()
+    decider.out.overrides.sort(key=lambda o: o.path)
+    return decider.out

@@ -1,0 +1,125 @@
+"""The report model: what a run removed and saved, per output layer, per rule and profile,
+largest files, bytes wasted in the input; JSON form (schema ``slimmer.report/v1``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+SCHEMA = "slimmer.report/v1"
+LARGEST = 10
+
+
+@dataclass
+class LayerReport:
+    """One output layer: where it came from and its size before and after."""
+
+    inputs: list[dict[str, Any]]
+    mode: str
+    compression: str
+    size_before: int
+    size_after: int | None
+    tar_before: int | None
+    tar_after: int | None
+    digest: str | None
+    diff_id: str | None
+    removed_files: int
+    removed_bytes: int
+    whiteouts: list[str]
+
+
+@dataclass
+class ImageReport:
+    """One platform image."""
+
+    platform: str | None
+    source_digest: str
+    digest: str | None
+    layers: list[LayerReport]
+    size_before: int
+    size_after: int | None
+    removed_bytes: int
+    removed_files: int
+    removed_by_rule: dict[str, dict[str, int]]
+    removed_by_profile: dict[str, dict[str, int]]
+    largest_removed: list[dict[str, Any]]
+    removed: list[dict[str, Any]]
+    wasted_bytes: int | None
+    wasted_by_layer: list[int | None]
+    overrides: list[dict[str, str]]
+    protected: list[str]
+    other_profiles: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """Something written next to the pushed image: its cosign ``signature`` or the ``report``
+    artifact; ``reference`` is where it lives, ``note`` a human detail (key, referrers tag)."""
+
+    kind: str
+    reference: str
+    digest: str
+    note: str = ""
+
+
+@dataclass
+class Report:
+    """The result of ``slim`` (mode "push") or ``analyze`` (mode "analyze")."""
+
+    mode: str
+    source: str
+    destination: str | None
+    source_digest: str
+    digest: str | None
+    images: list[ImageReport]
+    profiles: list[str]
+    warnings: list[str]
+    #: The source signatures checked before slimming (key_id, algorithm, signature,
+    #: docker_reference), or None when the source was not verified.
+    source_signatures: list[dict[str, Any]] | None = None
+    #: Written after the push (signature, report artifact); not part of ``to_dict``.
+    attachments: list[Attachment] = field(default_factory=list)
+
+    @property
+    def size_before(self) -> int:
+        return sum(i.size_before for i in self.images)
+
+    @property
+    def size_after(self) -> int | None:
+        sizes = [i.size_after for i in self.images]
+        return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; see README "Report JSON" for the schema."""
+        doc = asdict(self)
+        del doc["attachments"]
+        return {"schema": SCHEMA, **doc, "size_before": self.size_before,
+                "size_after": self.size_after}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "Report":
+        """The inverse of ``to_dict`` (e.g. for a report fetched from a registry); raises
+        ValueError when ``doc`` is not a ``slimmer.report/v1`` document."""
+        if not isinstance(doc, Mapping) or doc.get("schema") != SCHEMA:
+            raise ValueError(f"not a {SCHEMA} document")
+        try:
+            images = [ImageReport(**{**_pick(ImageReport, img),
+                                     "layers": [LayerReport(**_pick(LayerReport, ly))
+                                                for ly in img["layers"]]})
+                      for img in doc["images"]]
+            return cls(**{**_pick(cls, doc, {"images", "attachments"}), "images": images})
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed {SCHEMA} document ({exc})") from exc
+
+    def render_text(self) -> str:
+        """Human summary (see ``report.text``)."""
+        from slimmer.report.text import render_text
+        return render_text(self)
+
+
+def _pick(cls: Any, doc: Mapping[str, Any], skip: set[str] | None = None) -> dict[str, Any]:
+    """The dataclass fields of ``cls`` present in ``doc`` (missing ones must have defaults)."""
+    if not isinstance(doc, Mapping):
+        raise TypeError(f"{cls.__name__}: not an object")
+    skip = skip or set()
+    return {f.name: doc[f.name] for f in fields(cls) if f.name in doc and f.name not in skip}

@@ -1,0 +1,82 @@
+"""The human form of a report, for a terminal."""
+
+from __future__ import annotations
+
+from slimmer.oci.digest import short
+from slimmer.report.model import Report
+from slimmer.units import format_size as human
+
+
+def render_text(report: Report) -> str:
+    """Human summary: a table of layers per image, what was removed and why."""
+    lines: list[str] = []
+    verb = "slimmed" if report.mode == "push" else "analysis of"
+    head = f"{verb} {report.source}"
+    if report.destination:
+        head += f" -> {report.destination}"
+    lines.append(head)
+    lines.append(f"profiles: {', '.join(report.profiles) or 'none'}")
+    for img in report.images:
+        lines.append("")
+        title = f"image {img.platform or ''} {short(img.source_digest)}".replace("  ", " ")
+        if img.digest:
+            title += f" -> {short(img.digest)}"
+        lines.append(title)
+        lines.append(f"  {'layer':>5}  {'from':<14} {'mode':<11} {'before':>10} "
+                     f"{'after':>10} {'tar before':>11} {'tar after':>11} {'removed':>9}")
+        for n, ly in enumerate(img.layers):
+            src = ",".join(str(i["index"]) for i in ly.inputs)
+            lines.append(
+                f"  {n:>5}  {src:<14} {ly.mode:<11} {human(ly.size_before):>10} "
+                f"{human(ly.size_after):>10} {human(ly.tar_before):>11} "
+                f"{human(ly.tar_after):>11} {human(ly.removed_bytes):>9}")
+        if img.size_after is not None:
+            lines.append(f"  total: {human(img.size_before)} -> {human(img.size_after)} "
+                         f"compressed; removed {img.removed_files} files, "
+                         f"{human(img.removed_bytes)} uncompressed")
+        else:
+            tar_after = sum(ly.tar_after or 0 for ly in img.layers)
+            lines.append(f"  total: {human(img.size_before)} compressed now; tar "
+                         f"{human(sum(ly.tar_before or 0 for ly in img.layers))} -> "
+                         f"{human(tar_after)}; would remove {img.removed_files} files, "
+                         f"{human(img.removed_bytes)}")
+        if img.removed_by_profile:
+            lines.append("  removed by profile:")
+            for name, v in sorted(img.removed_by_profile.items(), key=lambda x: -x[1]["bytes"]):
+                lines.append(f"    {name:<20} {v['files']:>7} files {human(v['bytes']):>10}")
+            lines.append("  removed by rule:")
+            for name, v in sorted(img.removed_by_rule.items(), key=lambda x: -x[1]["bytes"]):
+                lines.append(f"    {name:<36} {v['files']:>7} files {human(v['bytes']):>10}")
+        if img.largest_removed:
+            lines.append("  largest removed files:")
+            for f in img.largest_removed:
+                lines.append(f"    {human(f['size']):>10}  /{f['path']}  ({f['rule']})")
+        if img.wasted_bytes:
+            lines.append(f"  wasted in the input (overwritten or deleted by later layers): "
+                         f"{human(img.wasted_bytes)}")
+        protected = [o for o in img.overrides if not o["reason"].startswith("kept by ")]
+        for o in protected[:20]:
+            lines.append(f"  kept /{o['path']}: rule {o['rule']} overridden ({o['reason']})")
+        if len(protected) > 20:
+            lines.append(f"  ... and {len(protected) - 20} more protected paths")
+        by_keep: dict[tuple[str, str], int] = {}
+        for o in img.overrides:
+            if o["reason"].startswith("kept by "):
+                key = (o["rule"], o["reason"][len("kept by "):])
+                by_keep[key] = by_keep.get(key, 0) + 1
+        for (rule, keep), count in sorted(by_keep.items()):
+            lines.append(f"  kept {count} files matched by {rule}: keep rule {keep}")
+        if img.other_profiles:
+            lines.append("  profiles not chosen would also remove:")
+            for name, size in sorted(img.other_profiles.items()):
+                lines.append(f"    {name:<20} {human(size):>10}")
+    for w in report.warnings:
+        lines.append(f"warning: {w}")
+    for sig in report.source_signatures or ():
+        lines.append(f"source signature verified: key {str(sig.get('key_id'))[:16]} "
+                     f"({sig.get('algorithm')}), signed {sig.get('docker_reference')}")
+    if report.digest:
+        lines.append(f"digest: {report.digest}")
+    for att in report.attachments:
+        lines.append(f"{att.kind}: {att.reference}" + (f" ({att.note})" if att.note else ""))
+    return "\n".join(lines) + "\n"
