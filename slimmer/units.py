@@ -25,7 +25,9 @@ _SIZE_UNITS = {
     "mib": 1024**2, "gi": 1024**3, "gib": 1024**3, "ti": 1024**4, "tib": 1024**4,
 }
 _DURATION_RE = re.compile(r"^\s*" + _NUMBER + r"\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
-_DURATION_UNITS = {"ms": Fraction(1, 1000), "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_DURATION_UNITS: dict[str | None, Fraction] = {
+    "ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600),
+    "d": Fraction(86400), None: Fraction(1)}
 _BITS_RE = re.compile(r"^\s*" + _NUMBER + r"\s*(?:([kmgtKMGT]?)(?:bit|bps|Bit|Bps)(?:/s)?)?\s*$")
 _BYTES_RE = re.compile(r"^\s*" + _NUMBER + r"\s*([kmgtKMGT]?i?)B/s\s*$")
 _PREFIX = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4, "ki": 1024,

@@ -1,5 +1,5 @@
-"""The ``serve``, ``worker`` and ``jobs`` commands. ``slimmer.cli`` registers them and passes
-in its registry-option decorator and error handling, so both fronts share one set of flags."""
+"""``slim serve``, ``slim worker`` and ``slim jobs``: the hook's commands, with the same
+registry flags and error handling as the rest of ``slim``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import click
 
-from slimmer.cli.common import registry_from_flags, registry_options, run
+from slimmer.cli.common import SizeType, registry_from_flags, registry_options, run
 from slimmer.errors import UsageError
 from slimmer.hook.config import (
     TOKEN_ENV,
@@ -114,8 +114,8 @@ def _logging(cfg: HookConfig) -> None:
                    "or the bare token).")
 @click.option("--no-auth", is_flag=True,
               help="Accept notifications without a token (trusted networks only).")
-@click.option("--max-body", type=int, metavar="BYTES",
-              help="Largest accepted body (default: 1048576).")
+@click.option("--max-body", type=SizeType(), metavar="SIZE",
+              help="Largest accepted body (default: 1MiB).")
 @click.option("--registry-address", metavar="HOST[:PORT]",
               help="Reach the registry here instead of the address its events name.")
 @click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
@@ -155,7 +155,6 @@ def jobs(**kw: Any) -> None:
 def _serve(kw: dict[str, Any], flags: RegistryOptions) -> None:
     from slimmer.hook.queue import JobQueue, open_store
     from slimmer.hook.server import Hook, HookServer, serve_in_thread
-    from slimmer.hook.worker import Worker, run_consumer
 
     cfg = _config(kw)
     _logging(cfg)
@@ -193,6 +192,9 @@ def _serve(kw: dict[str, Any], flags: RegistryOptions) -> None:
     log.info("listening on %s%s (%d rules, queue %s)", server.url, server_cfg.path, len(rules),
              cfg.queue.describe(), extra={"listen": server.url, "path": server_cfg.path})
     if workers:
+        # The worker (and the pipeline and httpx under it) loads only when this process
+        # runs jobs: a front with --workers 0 stays small.
+        from slimmer.hook.worker import Worker, run_consumer
         worker_cfg = dataclasses.replace(cfg.worker, concurrency=workers)
         job_worker = Worker(store, queue, worker_cfg, _registry_for(cfg, flags), rules=loaded)
         serve_in_thread(server)

@@ -1,5 +1,5 @@
-"""The trust fronts of the ``slim`` command: the ``push`` flags (verify, sign, attach) and the
-``slim verify`` and ``slim report`` commands. ``slimmer.cli`` adds them to its group."""
+"""The trust side of ``slim``: the ``push`` flags (verify, sign, attach) and the ``slim verify``
+and ``slim report`` commands."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from slimmer.oci.refs import RegistryRef, parse_reference
 from slimmer.report.model import Report
 
 if TYPE_CHECKING:
-    from slimmer.trust.cosign import SignatureCheck, VerificationResult
+    from slimmer.trust.verify import SignatureCheck, VerificationResult
 from slimmer.trust.options import TrustOptions, parse_annotation
 
 

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - depends on the Python version
 from slimmer.codec.result import LayerResult
 from slimmer.errors import BlobError, LayerError
 from slimmer.oci.image import BlobWriter
-from slimmer.oci.media import GZIP, NONE, ZSTD
+from slimmer.oci.media import GZIP, NONE, ZSTD, Compression
 from slimmer.options import DEFAULT_LEVEL
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -30,7 +30,7 @@ _ISAL_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]  # Is
 ZSTD_WINDOW_LOG = 25
 
 
-def detect_compression(head: bytes) -> str:
+def detect_compression(head: bytes) -> Compression:
     """Compression of a blob from its first bytes."""
     if head.startswith(_GZIP_MAGIC):
         return GZIP
@@ -44,7 +44,7 @@ class _Decoder:
     """Streaming decompressor over a raw blob: bounded output per read, multi-member/frame
     aware, and strict about truncation (EOF inside a member is an error, not a short read)."""
 
-    def __init__(self, raw: BinaryIO, head: bytes, kind: str, what: str) -> None:
+    def __init__(self, raw: BinaryIO, head: bytes, kind: Compression, what: str) -> None:
         self._raw = raw
         self._kind = kind
         self._what = what
@@ -147,7 +147,7 @@ def blame_blob(raw: BinaryIO, exc: LayerError) -> BlobError | LayerError:
     return exc
 
 
-def open_decompressed(raw: BinaryIO, what: str) -> tuple[BinaryIO, str]:
+def open_decompressed(raw: BinaryIO, what: str) -> tuple[BinaryIO, Compression]:
     """Wrap a compressed blob stream; returns (tar stream, detected compression)."""
     head = raw.read(4)
     kind = detect_compression(head)
@@ -189,7 +189,7 @@ class DiffIdReader:
 class LayerWriter:
     """Compresses a tar stream into a BlobWriter, hashing tar bytes and blob bytes in one pass."""
 
-    def __init__(self, out: BlobWriter, compression: str, level: int | None = None,
+    def __init__(self, out: BlobWriter, compression: Compression, level: int | None = None,
                  threads: int = 0, diff_id: str | None = None) -> None:
         """``diff_id``: the tar's known, separately verified diff_id (then it is not hashed)."""
         self._out = out

@@ -15,6 +15,7 @@ from typing import BinaryIO, Iterator
 from slimmer.codec.compression import READ_CHUNK, DiffIdReader, blame_blob, open_decompressed
 from slimmer.errors import LayerError
 from slimmer.oci.image import Layer
+from slimmer.oci.media import Compression
 
 PREFETCH_DEPTH = 4
 
@@ -77,7 +78,7 @@ class Prefetcher:
 @contextmanager
 def open_layer_tar(layer: Layer, what: str, *, check_diff_id: bool = True,
                    hash_in_caller: bool = False
-                   ) -> Iterator[tuple[BinaryIO, DiffIdReader, str]]:
+                   ) -> Iterator[tuple[BinaryIO, DiffIdReader, Compression]]:
     """Yield (tar stream, its DiffIdReader, detected compression) for an input layer.
 
     The blob digest is verified at the end of the raw stream and the diff_id at the end of the

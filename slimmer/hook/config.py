@@ -22,6 +22,7 @@ from slimmer.hook.rules import (
 )
 from slimmer.options import SlimOptions
 from slimmer.trust.options import TrustOptions
+from slimmer.units import parse_duration, parse_size
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_PATH = "/notifications"
@@ -144,13 +145,26 @@ def _known(table: Mapping[str, Any], cls: type, where: str, extra: tuple[str, ..
 
 
 def _size(value: Any, where: str) -> int:
-    if isinstance(value, int):
-        return value
-    from slimmer.units import parse_size
     try:
-        return parse_size(str(value))
-    except Exception as exc:
-        raise UsageError(f"config: {where}: {value!r} is not a size") from exc
+        return parse_size(value)
+    except ValueError as exc:
+        raise UsageError(f"config: {where}: {exc}") from exc
+
+
+#: The keys that are durations (seconds, or "30s", "5m", "1h"), per section.
+_DURATIONS = {"worker": ("backoff", "max_backoff", "lease", "requeue_after", "shutdown_timeout"),
+              "server": ("request_timeout",)}
+
+
+def _durations(table: dict[str, Any], where: str) -> dict[str, Any]:
+    out = dict(table)
+    for key in _DURATIONS[where]:
+        if key in out:
+            try:
+                out[key] = parse_duration(out[key])
+            except ValueError as exc:
+                raise UsageError(f"config: [{where}] {key}: {exc}") from exc
+    return out
 
 
 def read_token_file(path: str) -> str:
@@ -258,6 +272,7 @@ def load_config(path: str | None) -> HookConfig:
         server["token"] = read_token_file(str(raw_server["token_file"]))
     if "max_body" in server:
         server["max_body"] = _size(server["max_body"], "server.max_body")
+    server = _durations(server, "server")
     registry = _known(_table(doc, "registry"), RegistryConfig, "registry")
     if "insecure" in registry:
         registry["insecure"] = tuple(registry["insecure"])
@@ -272,7 +287,8 @@ def load_config(path: str | None) -> HookConfig:
         return HookConfig(
             server=ServerConfig(**server),
             queue=QueueConfig(**_known(_table(doc, "queue"), QueueConfig, "queue")),
-            worker=WorkerConfig(**_known(_table(doc, "worker"), WorkerConfig, "worker")),
+            worker=WorkerConfig(**_durations(_known(_table(doc, "worker"), WorkerConfig,
+                                                    "worker"), "worker")),
             registry=RegistryConfig(**registry), rules=rules,
             log_format=str(log.get("format", "text")), log_level=str(log.get("level", "info")))
     except TypeError as exc:

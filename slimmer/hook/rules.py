@@ -23,6 +23,7 @@ from slimmer.globs import compile_name_glob, matches_name
 from slimmer.oci.refs import is_registry_host, parse_registry_reference
 from slimmer.options import SlimOptions
 from slimmer.trust.options import TrustOptions
+from slimmer.units import parse_size
 
 PLACEHOLDERS = ("registry", "repo", "tag", "digest")
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
@@ -175,7 +176,6 @@ OPTION_NAMES = frozenset(_OPTION_FIELDS)
 def options_from_mapping(data: Mapping[str, Any], base: SlimOptions | None = None,
                          where: str = "options") -> SlimOptions:
     """SlimOptions from a TOML table or JSON object (lists for tuple fields)."""
-    from slimmer.units import parse_size  # the same size syntax as the CLI (16MiB, 10MB)
     values: dict[str, Any] = {}
     for key, value in data.items():
         name = key.replace("-", "_")
@@ -191,8 +191,8 @@ def options_from_mapping(data: Mapping[str, Any], base: SlimOptions | None = Non
         elif name == "merge_threshold" and isinstance(value, str):
             try:
                 value = parse_size(value)
-            except Exception as exc:
-                raise UsageError(f"{where}: merge_threshold: {value!r} is not a size") from exc
+            except ValueError as exc:
+                raise UsageError(f"{where}: merge_threshold: {exc}") from exc
         values[name] = value
     return dataclasses.replace(base or SlimOptions(), **values)
 

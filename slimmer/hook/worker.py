@@ -230,7 +230,7 @@ def _describe(record: Mapping[str, Any]) -> str:
     return ", ".join(parts) or "report attached"
 
 
-_CLAIM_TEXT = {ClaimRefusal.MISSING: "no such job", ClaimRefusal.BUSY: "running in another worker",
+_CLAIM_TEXT: dict[str, str] = {ClaimRefusal.MISSING: "no such job", ClaimRefusal.BUSY: "running in another worker",
                ClaimRefusal.GAVE_UP: "gave up: attempts exhausted", DONE: "already done",
                FAILED: "already failed", SKIPPED: "already skipped"}
 

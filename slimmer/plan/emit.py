@@ -130,8 +130,7 @@ class GroupPlanner:
             preamble.extend(self._hoist(wh.path, include_self=wh.opaque))
             preamble.append(wh)
         ops = {j: self._ops(j, links) for j in self.group}
-        first = self.indexes[self.group[0]].compression
-        target = first if self.options.keeps_compression else self.options.compression
+        target = self.options.output_compression(self.indexes[self.group[0]].compression)
         return OutputLayer(
             self.group, REBUILD, target, sum(sizes[j] for j in self.group),
             sum(self.indexes[j].tar_size for j in self.group), removed, preamble, ops,

@@ -67,7 +67,7 @@ def unchanged_layer(i: int, sizes: Sequence[int], media_types: Sequence[str],
                     index: LayerIndex | None, options: PlanOptions) -> OutputLayer:
     """Input layer ``i`` as it is: passed through, or recompressed to the output compression."""
     source = index.compression if index is not None else layer_compression(media_types[i])
-    target = source if options.keeps_compression else options.compression
+    target = options.output_compression(source)
     foreign = media_types[i] in FOREIGN_LAYER_TYPES
     mode = PASSTHROUGH if (target == source or foreign) else RECOMPRESS
     tar = index.tar_size if index is not None else None

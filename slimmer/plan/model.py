@@ -11,7 +11,7 @@ from typing import Any
 
 from slimmer.fs.overlay import Ref
 from slimmer.oci.layer import EntryKind
-from slimmer.oci.media import ZSTD
+from slimmer.oci.media import ZSTD, Compression
 from slimmer.options import DEFAULT_MERGE_THRESHOLD, KEEP, SlimOptions, check_layer_options
 
 
@@ -77,6 +77,10 @@ class PlanOptions:
     @property
     def keeps_compression(self) -> bool:
         return self.compression == KEEP
+
+    def output_compression(self, source: Compression) -> Compression:
+        """What a layer compressed with ``source`` is written with."""
+        return source if self.compression == KEEP else Compression(self.compression)
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ class OutputLayer:
 
     inputs: tuple[int, ...]
     mode: LayerMode
-    compression: str
+    compression: Compression
     input_size: int
     input_tar_size: int | None
     removed: list[Removal] = field(default_factory=list)

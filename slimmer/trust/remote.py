@@ -38,13 +38,7 @@ from slimmer.options import SlimOptions
 from slimmer.report.model import Attachment, Report
 from slimmer.transports.registry.options import RegistryOptions
 from slimmer.transports.registry.repository import RegistryBacked, Repository
-from slimmer.trust.cosign import (
-    VerificationResult,
-    append_signature,
-    sign_payload,
-    signature_tag,
-    verify_image_signatures,
-)
+from slimmer.trust.cosign import append_signature, sign_payload, signature_tag
 from slimmer.trust.keys import PrivateKey, PublicKey
 from slimmer.trust.options import TrustOptions
 from slimmer.trust.payload import MAX_PAYLOAD_BYTES, build_payload
@@ -56,6 +50,7 @@ from slimmer.trust.referrers import (
     report_layer,
     update_referrers_index,
 )
+from slimmer.trust.verify import VerificationResult, verify_image_signatures
 
 #: Manifest annotation of a report artifact: sha256 of the report JSON (shown in referrer lists).
 REPORT_DIGEST_ANNOTATION = "vnd.slimmer.report.digest"

@@ -247,7 +247,7 @@ class SqliteJobStore:
 
     def counts(self) -> dict[str, int]:
         def go(db: sqlite3.Connection, now: float) -> dict[str, int]:
-            out = {s: 0 for s in STATES}
+            out: dict[str, int] = {s: 0 for s in STATES}
             for row in db.execute("select state, count(*) from slimmer_jobs group by state"):
                 out[row[0]] = row[1]
             return out

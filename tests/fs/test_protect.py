@@ -3,11 +3,11 @@ survive any strip rule, and the report says so."""
 
 from __future__ import annotations
 
-from memimage import final_fs, make_tar
-from slimrun import run
-
 from slimmer.plan.model import PlanOptions
 from slimmer.profiles import Matcher
+
+from support.memimage import final_fs, make_tar
+from support.slimrun import run
 
 
 def test_entrypoint_interpreter_and_symlinks_are_kept() -> None:

@@ -8,7 +8,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from layoututil import (
+
+from slimmer.errors import BlobError, InputError
+from slimmer.oci.image import Root
+from slimmer.oci.media import DOCKER_CONFIG
+from slimmer.oci.model import Platform
+from slimmer.oci.refs import LayoutRef, parse_reference
+from slimmer.transports.layout.sink import LayoutSink
+from slimmer.transports.layout.source import LayoutSource
+
+from support.layoututil import (
     DOCKER_MANIFEST,
     OCI_INDEX,
     REF_NAME,
@@ -23,14 +32,6 @@ from layoututil import (
     write_layout,
     write_with_sink,
 )
-
-from slimmer.errors import BlobError, InputError
-from slimmer.oci.image import Root
-from slimmer.oci.media import DOCKER_CONFIG
-from slimmer.oci.model import Platform
-from slimmer.oci.refs import LayoutRef, parse_reference
-from slimmer.transports.layout.sink import LayoutSink
-from slimmer.transports.layout.source import LayoutSource
 
 
 def source(path: Path, suffix: str = "") -> LayoutSource:

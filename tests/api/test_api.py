@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from layoututil import (
+
+import slimmer
+from slimmer import SlimOptions
+
+from support.layoututil import (
     DOCKER_MANIFEST,
     OCI_INDEX,
     blob_path,
@@ -18,9 +22,6 @@ from layoututil import (
     tagged,
     write_layout,
 )
-
-import slimmer
-from slimmer import SlimOptions
 
 LAYERS = [{"etc/os-release": b"ID=test\n", "usr/share/doc/pkg/README": b"r" * 5000,
            "usr/share/doc/pkg/copyright": b"licence"},

@@ -5,17 +5,16 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import stat
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
-from imagetools import (
+
+from support import REPO
+from support.imagetools import (
     CAP_NET_BIND_SERVICE,
     HARDLINKS,
-    Diff,
     ImageToolError,
     Insert,
     RawTar,
@@ -34,51 +33,13 @@ from imagetools import (
     unpack_tree,
     write_file,
 )
+from support.trees import DEEP_DIR, LAYERS, LONG_NAME
 
 needs_tools = pytest.mark.skipif(
     missing_tools("umoci", "skopeo") is not None, reason=str(missing_tools("umoci", "skopeo"))
 )
 integration = [pytest.mark.integration, needs_tools]
 
-LONG_NAME = "L" * 150
-DEEP_DIR = "/".join(f"deep{i:05d}" for i in range(30))  # 299 characters
-
-
-def base_layer(root: Path) -> None:
-    write_file(root / "etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
-    write_file(root / "d/a", "a")
-    write_file(root / "d/b", "b")
-    write_file(root / "e/x", "x")
-    write_file(root / "e/sub/y", "y")
-    write_file(root / "f", "shared", xattrs={"user.note": b"\x00\xffbinary"})
-    os.link(root / "f", root / "f2")
-    os.link(root / "f", root / "g")
-    write_file(root / "usr/bin/ping", b"\x7fELF", mode=0o755, xattrs={"security.capability": CAP_NET_BIND_SERVICE})
-    write_file(root / "usr/bin/su", b"su", uid=1_000_000, gid=1_000_001, mode=0o4755)
-    os.mkfifo(root / "fifo", 0o600)
-    (root / "dev").mkdir()
-    os.mknod(root / "dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
-    os.chmod(root / "dev/null", 0o666)
-    write_file(root / LONG_NAME, "long name")
-    write_file(root / DEEP_DIR / "leaf", "deep")
-    os.symlink("f", root / "link-to-f")
-    os.symlink("/nowhere/" + "t" * 200, root / "long-symlink")
-    with open(root / "sparse", "wb") as fh:
-        fh.seek(1 << 20)
-        fh.write(b"end")
-
-
-def change_layer(root: Path) -> None:
-    shutil.rmtree(root / "e")  # deleted directory
-    os.unlink(root / "g")  # one path of a hardlink group
-    shutil.rmtree(root / "d")  # deleted and recreated directory
-    write_file(root / "d/c", "c")
-    (root / "f2").write_text("changed through f2")  # changes f too
-    os.setxattr(root / "f", "user.note", b"new")
-    os.chmod(root / "etc/passwd", 0o600)
-
-
-LAYERS = [Diff(base_layer, created_by="base"), Diff(change_layer, created_by="changes")]
 
 
 @pytest.fixture(scope="module")
@@ -278,14 +239,14 @@ def test_diff_snapshots_reports_each_difference(tmp_path: Path) -> None:
     assert diff_snapshots(snapshot(a), snapshot(a)) == []
 
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "testdata" / "example"
+EXAMPLE = REPO / "testdata" / "example"
 
 
 @pytest.mark.integration
 @needs_tools
 def test_committed_example_matches_make_example(tmp_path: Path) -> None:
     """testdata/example is what scripts/make-example builds (same tars, config and history)."""
-    script = Path(__file__).resolve().parent.parent / "scripts" / "make-example"
+    script = REPO / "scripts" / "make-example"
     run_tool(sys.executable, script, "--output", tmp_path / "example")
     fresh, committed = image_config(tmp_path / "example", "latest"), image_config(EXAMPLE, "latest")
     assert fresh == committed, "testdata/example is stale: run scripts/make-example and commit it"

@@ -10,12 +10,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from memimage import make_tar
 
 from slimmer.codec.tarread import TarReader
 from slimmer.codec.tarwrite import END_OF_ARCHIVE, make_header, rewrite_header, whiteout_header
 from slimmer.errors import LayerError
 from slimmer.oci.layer import OPAQUE, WHITEOUT
+
+from support.memimage import make_tar
 
 
 def copy_all(data: bytes) -> bytes:

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from hookutil import RedisServer, redis_missing, run_redis
 
 from slimmer.hook.store.model import DONE, FAILED, QUEUED, RETRYING, RUNNING, JobSpec, JobStore
 from slimmer.hook.store.redis import RedisJobStore
 from slimmer.hook.store.sqlite import SqliteJobStore
+
+from support.hookutil import RedisServer, redis_missing, run_redis
 
 DIGEST = "sha256:" + "ab" * 32
 

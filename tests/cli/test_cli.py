@@ -10,7 +10,9 @@ from click.testing import CliRunner
 from slimmer.cli import main
 from slimmer.units import parse_size
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "testdata" / "example"
+from support import REPO
+
+EXAMPLE = REPO / "testdata" / "example"
 
 
 def test_profiles_list_and_show() -> None:
@@ -62,7 +64,7 @@ def test_undecodable_file_names_are_printed_as_bytes(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from layoututil import make_image, tagged, write_layout
+    from support.layoututil import make_image, tagged, write_layout
     src = tmp_path / "src"
     name = b"tmp/caf\xe9-\xff.log".decode("utf-8", "surrogateescape")
     write_layout(src, [tagged(make_image(src, [{name: b"x" * 100, "etc/ok": b"ok"}]), "v1")])

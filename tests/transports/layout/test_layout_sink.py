@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from layoututil import (
+
+from slimmer.errors import BlobError, OutputError, UsageError
+from slimmer.oci.model import Descriptor
+from slimmer.oci.refs import LayoutRef
+from slimmer.transports.layout.sink import LayoutSink
+from slimmer.transports.layout.source import LayoutSource
+
+from support.layoututil import (
     OCI_MANIFEST,
     REF_NAME,
     blob_path,
@@ -23,12 +30,6 @@ from layoututil import (
     write_layout,
     write_with_sink,
 )
-
-from slimmer.errors import BlobError, OutputError, UsageError
-from slimmer.oci.model import Descriptor
-from slimmer.oci.refs import LayoutRef
-from slimmer.transports.layout.sink import LayoutSink
-from slimmer.transports.layout.source import LayoutSource
 
 
 def sink_for(path: Path, tag: str | None = "latest") -> LayoutSink:

@@ -12,7 +12,14 @@ from typing import Any, Iterator
 import httpx
 import pytest
 from click.testing import CliRunner
-from registry_server import (
+
+import slimmer
+from slimmer.cli import main
+from slimmer.errors import AuthError, RegistryError
+from slimmer.options import SlimOptions
+from slimmer.transports.registry import RegistryOptions
+
+from support.registry_server import (
     Registry,
     TokenServer,
     WatchingTransport,
@@ -21,12 +28,6 @@ from registry_server import (
     run_registry,
     skopeo,
 )
-
-import slimmer
-from slimmer.cli import main
-from slimmer.errors import AuthError, RegistryError
-from slimmer.options import SlimOptions
-from slimmer.transports.registry import RegistryOptions
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(missing() is not None,
                                                           reason=str(missing()))]

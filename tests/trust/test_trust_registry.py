@@ -13,8 +13,6 @@ import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from layoututil import make_image, make_index, platformed, tagged, write_layout
-from registry_server import Registry, missing, run_registry
 
 import slimmer
 from slimmer.cli import main
@@ -39,11 +37,15 @@ from slimmer.trust import (
 from slimmer.trust.referrers import REPORT_ARTIFACT_TYPE, referrers_tag
 from slimmer.trust.remote import fetch_report, sign_remote, verify_remote
 
+from support import REPO
+from support.layoututil import make_image, make_index, platformed, tagged, write_layout
+from support.registry_server import Registry, missing, run_registry
+
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(missing() is not None,
                                                           reason=str(missing()))]
 EXAMPLE = "oci:testdata/example:latest"
 PASS_THROUGH = SlimOptions(profiles=("none",), merge="none", compression="keep")
-VECTORS = Path(__file__).resolve().parent.parent / "testdata" / "cosign"
+VECTORS = REPO / "testdata" / "cosign"
 PASSWORD = "correct horse"
 ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX])
 

@@ -15,14 +15,15 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-from hookutil import NotifyingRegistry, RedisServer, redis_missing, run_redis, wait_for
-from registry_server import free_port, missing, skopeo
 
 from slimmer.hook.config import QueueConfig
 from slimmer.hook.queue import open_store
 from slimmer.hook.store.model import DONE, RUNNING, Job, JobStore
 from slimmer.hook.worker import TEST_SLEEP_ENV
 from slimmer.oci.media import ANNOT_SOURCE_DIGEST
+
+from support.hookutil import NotifyingRegistry, RedisServer, redis_missing, run_redis, wait_for
+from support.registry_server import free_port, missing, skopeo
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(missing() is not None,
                                                           reason=str(missing()))]

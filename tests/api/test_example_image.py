@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from imagetools import HARDLINKS, missing_tools, snapshot, unpack_tree
 
 from slimmer.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
+from support import REPO
+from support.imagetools import HARDLINKS, missing_tools, snapshot, unpack_tree
+
 EXAMPLE = REPO / "testdata" / "example"
 PROFILES = "compilers,caches,docs,model-weights"
 

@@ -12,13 +12,14 @@ from typing import Iterator
 import httpx
 import pytest
 from click.testing import CliRunner
-from registry_server import Registry, WatchingTransport, missing, run_registry, skopeo
 
 import slimmer
 from slimmer.cli import main
 from slimmer.errors import BlobError, RegistryError
 from slimmer.options import SlimOptions
 from slimmer.transports.registry import RegistryOptions
+
+from support.registry_server import Registry, WatchingTransport, missing, run_registry, skopeo
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(missing() is not None,
                                                           reason=str(missing()))]

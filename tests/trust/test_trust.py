@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -43,7 +42,9 @@ from slimmer.trust import (
 from slimmer.trust.keys import ECDSA_P256_SHA256, ED25519, RSA_PKCS1V15_SHA256
 from slimmer.trust.referrers import EMPTY_DIGEST, REPORT_ARTIFACT_TYPE
 
-VECTORS = Path(__file__).resolve().parent.parent / "testdata" / "cosign"
+from support import REPO
+
+VECTORS = REPO / "testdata" / "cosign"
 DIGEST_V1 = "sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00"
 DIGEST_V3 = "sha256:0489474da8ea22426ece86ace6c1c0026ab2fd3cdfbbd62b7e94650266c37d9a"
 REF_V1 = "192.168.64.2:5000/cosign-signed-single-sample"

@@ -9,14 +9,15 @@ from typing import Any, Iterator
 
 import pytest
 from click.testing import CliRunner
-from layoututil import make_image, make_index, platformed, tagged, write_layout
-from registry_server import Registry, WatchingTransport, missing, run_registry, skopeo
 
 import slimmer
 from slimmer.cli import main
 from slimmer.oci.media import DOCKER_MANIFEST, OCI_INDEX, OCI_LAYER_ZSTD, OCI_MANIFEST
 from slimmer.options import SlimOptions
 from slimmer.transports.registry import RegistryOptions
+
+from support.layoututil import make_image, make_index, platformed, tagged, write_layout
+from support.registry_server import Registry, WatchingTransport, missing, run_registry, skopeo
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(missing() is not None,
                                                           reason=str(missing()))]

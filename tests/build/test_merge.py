@@ -7,10 +7,11 @@ import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from memimage import final_fs, make_tar, members
-from slimrun import run
 
 from slimmer.plan.model import PlanOptions
+
+from support.memimage import final_fs, make_tar, members
+from support.slimrun import run
 
 ALL = PlanOptions(merge="all", compression="gzip")
 

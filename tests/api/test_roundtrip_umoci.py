@@ -7,7 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from imagetools import (
+
+import slimmer
+from slimmer.options import SlimOptions
+
+from support.imagetools import (
     Diff,
     Insert,
     build_image,
@@ -18,10 +22,7 @@ from imagetools import (
     snapshot,
     unpack_tree,
 )
-from test_imagetools import LAYERS, base_layer
-
-import slimmer
-from slimmer.options import SlimOptions
+from support.trees import LAYERS, base_layer
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(missing_tools("umoci", "skopeo") is not None,
@@ -115,7 +116,7 @@ def test_config_diff_ids_match_layers(feature_image: Path, tmp_path: Path) -> No
 
 
 def test_hardlink_survives_when_its_target_is_stripped(tmp_path: Path) -> None:
-    from imagetools import CAP_NET_BIND_SERVICE, HARDLINKS, write_file
+    from support.imagetools import CAP_NET_BIND_SERVICE, HARDLINKS, write_file
 
     def layer(root: Path) -> None:
         write_file(root / "usr/bin/tool", b"\x7fELF tool" * 100, mode=0o4755, uid=7,

@@ -13,10 +13,11 @@ from typing import Any, Callable
 
 import pytest
 from click.testing import CliRunner
-from layoututil import snapshot
-from memimage import make_tar
 
 from slimmer.cli import main
+
+from support.layoututil import snapshot
+from support.memimage import make_tar
 
 try:
     from compression import zstd  # type: ignore[import-not-found]

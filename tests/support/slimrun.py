@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from memimage import MemSink, MemSource
-
 from slimmer.build.assemble import build_config, build_manifest, config_media_type
 from slimmer.build.layer import build_layer
 from slimmer.fs.scan import scan_layer
 from slimmer.plan.image import plan_image
 from slimmer.plan.model import PlanOptions
+
+from support.memimage import MemSink, MemSource
 
 
 def run(tars: Sequence[bytes], options: PlanOptions, matcher: Any = None,

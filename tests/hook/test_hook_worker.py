@@ -17,7 +17,6 @@ from typing import Any, Mapping, cast
 
 import pytest
 from click.testing import CliRunner
-from hookutil import wait_for
 
 from slimmer.cli import main
 from slimmer.errors import AuthError, InputError, RegistryError, TrustError
@@ -32,6 +31,8 @@ from slimmer.oci.media import ANNOT_SOURCE_DIGEST
 from slimmer.options import SlimOptions
 from slimmer.transports.registry import RegistryOptions
 from slimmer.trust import PrivateKey, PublicKey, TrustOptions
+
+from support.hookutil import wait_for
 
 DIGEST = "sha256:" + "ab" * 32
 SOURCE = f"127.0.0.1:5000/team/app@{DIGEST}"

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fakeregistry import HOST, FakeRegistry, sha
 
 from slimmer.errors import AuthError, BlobError, NotFoundError, RegistryError, UsageError
 from slimmer.oci.image import BlobOrigin
@@ -23,6 +22,8 @@ from slimmer.transports.registry import RegistryOptions, RegistrySink, RegistryS
 from slimmer.transports.registry.auth import covers, merge_scopes, parse_challenges
 from slimmer.transports.registry.credentials import find_credentials
 from slimmer.transports.registry.options import Credentials, slimmer_version
+
+from support.fakeregistry import HOST, FakeRegistry, sha
 
 REF = RegistryRef(HOST, "team/app", "1.0")
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-from registry_server import Registry, free_port
+from support.registry_server import Registry, free_port
 
 REDIS_SERVER = shutil.which("redis-server")
 T = TypeVar("T")

@@ -1,0 +1,109 @@
+"""The package layout's contracts: imports follow the data flow (import-linter), light modules
+stay light at run time, and the options digest written into every manifest stays the same."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slimmer.options import (
+    DIGESTED_FIELDS,
+    RULE_FIELDS,
+    UNDIGESTED_FIELDS,
+    SlimOptions,
+    options_digest,
+)
+from slimmer.profiles import select_profiles
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_import_contracts_hold() -> None:
+    """import-linter checks the layers (cli > hook > api > trust > report > transports|build >
+    plan > profiles > fs > codec > options > oci > leaves) and the forbidden imports."""
+    proc = subprocess.run([_tool("lint-imports"), "--config", str(ROOT / "pyproject.toml")],
+                          cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout
+
+
+def _loaded_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport sys\n"
+                          "print('\\n'.join(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    return set(out.stdout.split())
+
+
+HEAVY = {"isal", "backports.zstd", "compression.zstd", "httpx", "huey", "cryptography"}
+
+
+@pytest.mark.parametrize("code", [
+    "import slimmer",
+    "import slimmer.plan.image",
+    "import slimmer.profiles",
+    "import slimmer.report.summary",
+])
+def test_light_imports_stay_light(code: str) -> None:
+    loaded = _loaded_after(code)
+    assert not HEAVY & loaded, f"{code} loads {sorted(HEAVY & loaded)}"
+
+
+def test_the_hook_front_loads_no_worker_no_pipeline_no_httpx() -> None:
+    """What ``slim serve --workers 0`` imports: the CLI, the server, the queue and the store."""
+    loaded = _loaded_after("import slimmer.cli, slimmer.hook.server, slimmer.hook.queue")
+    for name in ("httpx", "isal", "slimmer.hook.worker", "slimmer.build.layer", "slimmer.api"):
+        assert name not in loaded
+
+
+# -- the options digest ----------------------------------------------------------------------
+
+def test_every_option_is_classified_for_the_digest() -> None:
+    """A new SlimOptions field fails here until it is put in DIGESTED_FIELDS (it changes the
+    output bytes), RULE_FIELDS or UNDIGESTED_FIELDS (it does not)."""
+    fields = [f.name for f in dataclasses.fields(SlimOptions)]
+    classified = [*DIGESTED_FIELDS, *RULE_FIELDS, *UNDIGESTED_FIELDS]
+    assert sorted(fields) == sorted(classified)
+    assert len(classified) == len(set(classified))
+
+
+def test_options_digest_is_pinned() -> None:
+    """The document behind io.slimmer.options.digest is in every manifest slimmer wrote: these
+    digests were computed by the first round's code and must not change (OUTPUT_FORMAT 1)."""
+    assert options_digest(SlimOptions(), select_profiles([], [])) == \
+        "sha256:c27e189c05492ee0239f18b5b0e4a45896d6d54a48f4099c39e146909f8d4b95"
+    every = SlimOptions(
+        profiles=("compilers,docs",), strip=("/x/**", "*.a"), keep=("/usr/share/zoneinfo/**",),
+        platforms=("linux/arm64", "linux/amd64"), merge="all", merge_threshold=1234, base=2,
+        keep_base=True, compression="gzip", level=1, jobs=3)
+    assert options_digest(every, select_profiles(list(every.profiles), [])) == \
+        "sha256:9d909010f51d57813ba488321d6e5444689ceab4df049555bc8298badd62ec29"
+    # jobs does not change the bytes, so it does not change the digest
+    assert options_digest(dataclasses.replace(every, jobs=None),
+                          select_profiles(list(every.profiles), [])) == \
+        options_digest(every, select_profiles(list(every.profiles), []))
+
+
+def _tool(name: str) -> str:
+    exe = shutil.which(name, path=str(Path(sys.executable).parent))
+    assert exe is not None, f"{name} is installed by scripts/setup --test"
+    return exe
+
+
+def test_types_check() -> None:
+    """mypy over the package: public code is annotated and the annotations agree."""
+    proc = subprocess.run([_tool("mypy"), "slimmer", "--ignore-missing-imports"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_lint() -> None:
+    """ruff (pyflakes and import order, as configured in pyproject.toml)."""
+    proc = subprocess.run([_tool("ruff"), "check", "slimmer", "tests", "scripts/compare-output"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
