@@ -256,122 +256,132 @@ class TarReader:
 
     # -- iteration ---------------------------------------------------------------------
     def __iter__(self) -> Iterator[Entry]:
-        what = self._what
         while True:
             self._skip_rest()
             start = self._offset
             if not self._fill(BLOCK):
                 # EOF without an end-of-archive marker: accepted when on a member boundary.
                 if len(self._buf) - self._pos:
-                    raise LayerError(f"{what}: tar stream is truncated")
+                    raise LayerError(f"{self._what}: tar stream is truncated")
                 self.end_offset = start
                 return
-            block = self._buf[self._pos:self._pos + BLOCK]
-            if block == _ZERO_BLOCK:
+            if self._buf[self._pos:self._pos + BLOCK] == _ZERO_BLOCK:
                 self.end_offset = start
                 self._drain()
                 return
-            header_parts: list[bytes] = []
-            local: list[tuple[str, bytes]] = []
-            long_name = long_link = None
-            while True:
-                block = self._take(BLOCK)
-                if block == _ZERO_BLOCK:
-                    raise LayerError(f"{what}: end of archive inside an extended header")
-                chk = parse_number(block[148:156], what)
-                if chk != header_checksum(block):
-                    raise LayerError(f"{what}: bad tar header checksum at offset {self._offset - BLOCK}")
-                tf = block[156:157]
-                if tf in (b"x", b"g", b"L", b"K"):
-                    size = parse_number(block[124:136], what)
-                    if size > (64 << 20):
-                        raise LayerError(f"{what}: extended header of {size} bytes is too large")
-                    self._data_size = size
-                    self._data_left = self._padded(size)
-                    ext = self.read_data()
-                    header_parts.append(block)
-                    header_parts.append(ext + bytes(self._padded(size) - size))
-                    if tf == b"x":
-                        local.extend(parse_pax(ext, what))
-                    elif tf == b"g":
-                        self._global = _merge_records(self._global, parse_pax(ext, what))
-                    elif tf == b"L":
-                        long_name = ext.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                    else:
-                        long_link = ext.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                    continue
+            entry = self._entry(start)
+            self._data_size = entry.size
+            self._data_left = self._padded(entry.size)
+            self._pad = self._data_left - entry.size
+            yield entry
+
+    def _header_blocks(self) -> tuple[bytes, list[bytes], list[tuple[str, bytes]], str | None,
+                                      str | None]:
+        """Read one member's header blocks: extension headers (PAX, GNU long names), the
+        member block and old-GNU sparse blocks. Returns (member block, all header blocks,
+        local PAX records, GNU long name, GNU long link)."""
+        what = self._what
+        header_parts: list[bytes] = []
+        local: list[tuple[str, bytes]] = []
+        long_name = long_link = None
+        while True:
+            block = self._take(BLOCK)
+            if block == _ZERO_BLOCK:
+                raise LayerError(f"{what}: end of archive inside an extended header")
+            chk = parse_number(block[148:156], what)
+            if chk != header_checksum(block):
+                raise LayerError(f"{what}: bad tar header checksum at offset "
+                                 f"{self._offset - BLOCK}")
+            tf = block[156:157]
+            if tf not in (b"x", b"g", b"L", b"K"):
                 break
-            header_parts.append(block)
-            if tf == b"S" and block[482]:
-                while True:  # old GNU sparse extension blocks belong to the header
-                    ext_block = self._take(BLOCK)
-                    header_parts.append(ext_block)
-                    if not ext_block[504]:
-                        break
-            pax = _merge_records(self._global, local) if (self._global or local) else None
-            name = None
-            linkname = None
             size = parse_number(block[124:136], what)
-            uid = gid = None
-            if pax:
-                for key, value in pax:
-                    if key == "path":
-                        name = value.decode("utf-8", "surrogateescape")
-                    elif key == "linkpath":
-                        linkname = value.decode("utf-8", "surrogateescape")
-                    elif key == "size":
-                        try:
-                            size = int(value)
-                        except ValueError:
-                            raise LayerError(f"{what}: bad PAX size record") from None
-                    elif key == "GNU.sparse.name":
-                        name = value.decode("utf-8", "surrogateescape")
-                    elif key in ("uid", "gid") and value.isdigit():
-                        if key == "uid":
-                            uid = int(value)
-                        else:
-                            gid = int(value)
-            if name is None:
-                name = long_name
-            if name is None:
-                name = _str(block[0:100])
-                if block[257:263] == b"ustar\0":
-                    prefix = _str(block[345:500])
-                    if prefix:
-                        name = prefix + "/" + name
-            if linkname is None:
-                linkname = long_link if long_link is not None else _str(block[157:257])
-            kind = _KIND.get(tf, OTHER)
-            shown = name
-            path = normalize_path(name, what)
-            if not path and kind != DIR:
-                raise LayerError(f"{what}: entry {shown!r} has an empty name")
-            if kind == HARDLINK:
-                linkname = normalize_path(linkname, f"{what}: hardlink {path!r}")
-                if not linkname:
-                    raise LayerError(f"{what}: hardlink {path!r} has an empty target")
-            if tf in _NO_DATA:
-                size = 0  # these carry no data whatever the size field says (as Go and GNU tar)
-            entry = Entry(b"".join(header_parts), path, kind, tf, size, linkname,
-                          parse_number(block[100:108], what),
-                          parse_number(block[108:116], what) if uid is None else uid,
-                          parse_number(block[116:124], what) if gid is None else gid, pax, start)
-            entry.has_global = bool(self._global)
-            base = path.rpartition("/")[2]
-            if base.startswith(WH_PREFIX):
-                parent = path.rpartition("/")[0]
-                if base == WH_OPAQUE:
-                    entry.kind = OPAQUE
-                    entry.target = parent
-                elif base.startswith(".wh..wh."):
-                    entry.kind = META  # aufs metadata (.wh..wh.plnk etc.); dropped on rebuild
-                else:
-                    entry.kind = WHITEOUT
-                    entry.target = (parent + "/" if parent else "") + base[len(WH_PREFIX):]
+            if size > (64 << 20):
+                raise LayerError(f"{what}: extended header of {size} bytes is too large")
             self._data_size = size
             self._data_left = self._padded(size)
-            self._pad = self._data_left - size
-            yield entry
+            ext = self.read_data()
+            header_parts.append(block)
+            header_parts.append(ext + bytes(self._padded(size) - size))
+            if tf == b"x":
+                local.extend(parse_pax(ext, what))
+            elif tf == b"g":
+                self._global = _merge_records(self._global, parse_pax(ext, what))
+            elif tf == b"L":
+                long_name = ext.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            else:
+                long_link = ext.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        header_parts.append(block)
+        if tf == b"S" and block[482]:
+            while True:  # old GNU sparse extension blocks belong to the header
+                ext_block = self._take(BLOCK)
+                header_parts.append(ext_block)
+                if not ext_block[504]:
+                    break
+        return block, header_parts, local, long_name, long_link
+
+    def _entry(self, start: int) -> Entry:
+        """The next member as an Entry (its data not read yet)."""
+        what = self._what
+        block, header_parts, local, long_name, long_link = self._header_blocks()
+        tf = block[156:157]
+        pax = _merge_records(self._global, local) if (self._global or local) else None
+        name = None
+        linkname = None
+        size = parse_number(block[124:136], what)
+        uid = gid = None
+        if pax:
+            for key, value in pax:
+                if key == "path" or key == "GNU.sparse.name":
+                    name = value.decode("utf-8", "surrogateescape")
+                elif key == "linkpath":
+                    linkname = value.decode("utf-8", "surrogateescape")
+                elif key == "size":
+                    try:
+                        size = int(value)
+                    except ValueError:
+                        raise LayerError(f"{what}: bad PAX size record") from None
+                elif key == "uid" and value.isdigit():
+                    uid = int(value)
+                elif key == "gid" and value.isdigit():
+                    gid = int(value)
+        if name is None:
+            name = long_name
+        if name is None:
+            name = _str(block[0:100])
+            if block[257:263] == b"ustar\0":
+                prefix = _str(block[345:500])
+                if prefix:
+                    name = prefix + "/" + name
+        if linkname is None:
+            linkname = long_link if long_link is not None else _str(block[157:257])
+        kind = _KIND.get(tf, OTHER)
+        path = normalize_path(name, what)
+        if not path and kind != DIR:
+            raise LayerError(f"{what}: entry {name!r} has an empty name")
+        if kind == HARDLINK:
+            linkname = normalize_path(linkname, f"{what}: hardlink {path!r}")
+            if not linkname:
+                raise LayerError(f"{what}: hardlink {path!r} has an empty target")
+        if tf in _NO_DATA:
+            size = 0  # these carry no data whatever the size field says (as Go and GNU tar)
+        entry = Entry(b"".join(header_parts), path, kind, tf, size, linkname,
+                      parse_number(block[100:108], what),
+                      parse_number(block[108:116], what) if uid is None else uid,
+                      parse_number(block[116:124], what) if gid is None else gid, pax, start)
+        entry.has_global = bool(self._global)
+        base = path.rpartition("/")[2]
+        if base.startswith(WH_PREFIX):
+            parent = path.rpartition("/")[0]
+            if base == WH_OPAQUE:
+                entry.kind = OPAQUE
+                entry.target = parent
+            elif base.startswith(".wh..wh."):
+                entry.kind = META  # aufs metadata (.wh..wh.plnk etc.); dropped on rebuild
+            else:
+                entry.kind = WHITEOUT
+                entry.target = (parent + "/" if parent else "") + base[len(WH_PREFIX):]
+        return entry
 
     def _drain(self) -> None:
         self._consumed += len(self._buf)

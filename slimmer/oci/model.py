@@ -153,19 +153,25 @@ def _parse_document(raw: bytes, media_type: str | None, allowed: frozenset[str],
 
 
 @dataclass(frozen=True)
-class Manifest:
-    """An image manifest (OCI or Docker schema2) with its exact bytes."""
+class Document:
+    """A JSON document kept as the exact bytes it was read from (its digest is theirs)."""
 
     raw: bytes
+
+    @property
+    def digest(self) -> str:
+        return sha256_digest(self.raw)
+
+
+@dataclass(frozen=True)
+class Manifest(Document):
+    """An image manifest (OCI or Docker schema2) with its exact bytes."""
+
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
     annotations: Mapping[str, str] | None
     doc: Mapping[str, Any]
-
-    @property
-    def digest(self) -> str:
-        return sha256_digest(self.raw)
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str | None, what: str) -> "Manifest":
@@ -183,18 +189,13 @@ class Manifest:
 
 
 @dataclass(frozen=True)
-class Index:
+class Index(Document):
     """An image index (OCI) or manifest list (Docker) with its exact bytes."""
 
-    raw: bytes
     media_type: str
     manifests: tuple[Descriptor, ...]
     annotations: Mapping[str, str] | None
     doc: Mapping[str, Any]
-
-    @property
-    def digest(self) -> str:
-        return sha256_digest(self.raw)
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str | None, what: str) -> "Index":
@@ -233,17 +234,12 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
-class ImageConfig:
+class ImageConfig(Document):
     """An image config with its exact bytes; typed accessors for the fields slimmer uses."""
 
-    raw: bytes
     doc: Mapping[str, Any]
     diff_ids: tuple[str, ...]
     history: tuple[HistoryEntry, ...]
-
-    @property
-    def digest(self) -> str:
-        return sha256_digest(self.raw)
 
     @classmethod
     def parse(cls, raw: bytes, what: str) -> "ImageConfig":

@@ -71,19 +71,10 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
-class Job:
-    """One row of the job table."""
+class Job(JobSpec):
+    """One row of the job table: the spec and where the job is in its life."""
 
-    id: str
-    source: str
-    destination: str
-    registry: str
-    repository: str
-    tag: str
-    digest: str
-    rule: str
-    options: Mapping[str, Any]
-    state: JobState
+    state: JobState = JobState.QUEUED
     attempts: int = 0
     error: str | None = None
     owner: str | None = None

@@ -7,7 +7,6 @@ commit, so a failed run leaves nothing behind; ``abort`` restores an existing la
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
@@ -20,43 +19,16 @@ from slimmer.oci.image import BlobOrigin, BlobWriter, Opener, copy_into
 from slimmer.oci.media import ANNOT_REF_NAME, OCI_INDEX
 from slimmer.oci.model import Descriptor, dump_json, load_json
 from slimmer.oci.refs import LayoutRef
+from slimmer.transports.layout.files import (
+    LayoutBlobWriter,
+    create_temp,
+    fsync_dir,
+    unlink_quietly,
+)
 
 #: The layout version this sink writes.
 LAYOUT_VERSION = "1.0.0"
 
-_O_EXTRA = getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def _create_temp(directory: str, prefix: str) -> tuple[int, str]:
-    """Create a new file ``directory/prefixRANDOM`` (mode 0666 minus umask); return fd and path."""
-    for _ in range(100):
-        path = os.path.join(directory, prefix + secrets.token_hex(8))
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_EXTRA, 0o666), path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name in {directory}")
-
-
-def _fsync_dir(path: str) -> None:
-    """Persist a directory's entries (renames); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _ref_name(entry: Any) -> str | None:
@@ -64,84 +36,6 @@ def _ref_name(entry: Any) -> str | None:
         value = entry["annotations"].get(ANNOT_REF_NAME)
         return value if isinstance(value, str) else None
     return None
-
-
-class LayoutBlobWriter:
-    """A blob being streamed into ``blobs/ALG/`` of a ``LayoutSink``; hashes while it writes.
-
-    ``commit`` checks the caller's digest and size against what was written (an internal
-    consistency check) and renames the temp file to the digest name. A writer for a caller
-    that hashes the same bytes itself (``hashing=False``) checks the size only.
-    """
-
-    def __init__(self, sink: "LayoutSink", directory: str, algorithm: str,
-                 hashing: bool = True) -> None:
-        self._sink = sink
-        self._algorithm = algorithm
-        self._hasher = hashlib.new(algorithm) if hashing else None
-        self._size = 0
-        self._state = "open"
-        fd, self._path = _create_temp(directory, ".tmp-")
-        self._file = os.fdopen(fd, "wb")
-
-    @property
-    def temp_path(self) -> str:
-        """Where the bytes are written until commit."""
-        return self._path
-
-    def write(self, data: bytes | memoryview) -> None:
-        """Append ``data`` to the blob."""
-        if self._state != "open":
-            raise OutputError(f"writing {self._sink.label} blob: writer already {self._state}")
-        try:
-            self._file.write(data)
-        except OSError as exc:
-            self.abort()
-            raise OutputError(f"writing {self._sink.label} blob: {exc.strerror or exc}") from exc
-        if self._hasher is not None:
-            self._hasher.update(data)
-        self._size += memoryview(data).nbytes
-
-    def commit(self, digest: str, size: int) -> None:
-        """Make the blob visible as ``digest``; OutputError if content or size differ."""
-        what = f"writing {self._sink.label} blob {short(str(digest))}"
-        if self._state != "open":
-            raise OutputError(f"{what}: writer already {self._state}")
-        try:
-            check_digest(digest, what)
-        except InputError as exc:
-            self.abort()
-            raise OutputError(str(exc)) from exc
-        got = f"{self._algorithm}:{self._hasher.hexdigest()}" if self._hasher else digest
-        if got != digest or self._size != size:
-            self.abort()
-            raise OutputError(f"{what}: written content is {short(got)} ({self._size} bytes), "
-                              f"expected {short(digest)} ({size} bytes)")
-        try:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-        except OSError as exc:
-            self.abort()
-            raise OutputError(f"{what}: {exc.strerror or exc}") from exc
-        self._state = "committed"
-        try:
-            self._sink._install(self._path, digest)
-        except BaseException:
-            _unlink_quietly(self._path)
-            raise
-
-    def abort(self) -> None:
-        """Drop the temp file; safe after commit and when called twice."""
-        if self._state != "open":
-            return
-        self._state = "aborted"
-        try:
-            self._file.close()
-        except OSError:
-            pass
-        _unlink_quietly(self._path)
-        self._sink._forget_temp(self._path)
 
 
 class LayoutSink:
@@ -348,7 +242,8 @@ class LayoutSink:
         with self._lock:
             directory = self._blob_dir(algorithm)
             try:
-                writer = LayoutBlobWriter(self, directory, algorithm, hashing=not verified)
+                writer = LayoutBlobWriter(self.label, directory, algorithm, self._install,
+                                          self._forget_temp, hashing=not verified)
             except OSError as exc:
                 raise self._fail(exc) from exc
             self._temps.add(writer.temp_path)
@@ -406,7 +301,7 @@ class LayoutSink:
             raise OutputError(f"writing {self.label}: manifest {short(descriptor.digest)} was "
                               f"not stored before commit")
         for directory in sorted(self._blob_dirs):
-            _fsync_dir(directory)
+            fsync_dir(directory)
         index = self._read_index() if not self._new else {}
         data = dump_json(self._updated_index(index, descriptor))
         layout_file = os.path.join(root, "oci-layout")
@@ -418,7 +313,7 @@ class LayoutSink:
         self._write_atomic(root, "index.json", data)
         if self._new:
             assert self._tmpdir is not None
-            _fsync_dir(self._tmpdir)
+            fsync_dir(self._tmpdir)
             try:
                 os.rename(self._tmpdir, self._path)
             except OSError as exc:
@@ -427,7 +322,7 @@ class LayoutSink:
                                   f"meanwhile?") from exc
             self._tmpdir = None
             self._root = self._path
-        _fsync_dir(os.path.dirname(self._path) if self._new else root)
+        fsync_dir(os.path.dirname(self._path) if self._new else root)
 
     def _entry(self, descriptor: Descriptor) -> dict[str, Any]:
         entry = descriptor.to_json()
@@ -463,7 +358,7 @@ class LayoutSink:
 
     def _write_atomic(self, directory: str, name: str, data: bytes) -> None:
         """Write ``directory/name`` via a temp file, fsync and rename."""
-        fd, temp = _create_temp(directory, f".{name}.tmp-")
+        fd, temp = create_temp(directory, f".{name}.tmp-")
         self._temps.add(temp)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -472,7 +367,7 @@ class LayoutSink:
                 os.fsync(fh.fileno())
             os.replace(temp, os.path.join(directory, name))
         except BaseException:
-            _unlink_quietly(temp)
+            unlink_quietly(temp)
             raise
         finally:
             self._temps.discard(temp)
@@ -487,14 +382,14 @@ class LayoutSink:
 
     def _cleanup(self) -> None:
         for temp in sorted(self._temps):
-            _unlink_quietly(temp)
+            unlink_quietly(temp)
         self._temps.clear()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
         else:
             for path in reversed(self._created_blobs + self._created_files):
-                _unlink_quietly(path)
+                unlink_quietly(path)
         self._created_blobs.clear()
         self._created_files.clear()
         for directory in reversed(self._created_dirs):
