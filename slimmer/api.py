@@ -19,6 +19,7 @@ from slimmer.oci.digest import sha256_digest
 from slimmer.oci.image import Image, ReadsCurrent, Root, Sink, Source
 from slimmer.oci.media import ANNOT_OPTIONS_DIGEST, ANNOT_SOURCE_DIGEST
 from slimmer.oci.model import Descriptor, Platform
+from slimmer.oci.refs import RegistryRef, parse_reference
 from slimmer.options import SlimOptions, options_digest
 from slimmer.plan.grouping import group_layers
 from slimmer.plan.image import plan_image
@@ -153,6 +154,8 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     ``trust`` (registry references): verify the source's cosign signature before anything is
     pushed; after the tag, attach the report and sign the new digest (``report.attachments``).
     """
+    if registry is not None and isinstance(source, str) and isinstance(dest, str):
+        registry.check_sides(_registry_of(source), _registry_of(dest))
     if trust is not None:
         from slimmer.trust import remote
         (options or SlimOptions()).check()
@@ -262,6 +265,12 @@ def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: Slim
         for f in futures.values():
             f.cancel()
         raise
+
+
+def _registry_of(reference: str) -> str | None:
+    """``HOST[:PORT]`` of a registry reference string, None for a layout."""
+    parsed = parse_reference(reference)
+    return parsed.registry if isinstance(parsed, RegistryRef) else None
 
 
 def _jobs(options: SlimOptions, jobs: int | None) -> int:

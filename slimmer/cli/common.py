@@ -14,7 +14,7 @@ import click
 from slimmer.errors import SlimmerError, UsageError
 from slimmer.report.model import Report
 from slimmer.transports.registry.options import RegistryOptions
-from slimmer.units import format_size, parse_size
+from slimmer.units import format_size, parse_duration, parse_size
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -29,6 +29,20 @@ class SizeType(click.ParamType):
             return value
         try:
             return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class DurationType(click.ParamType):
+    """A duration in the grammar of ``slimmer.units`` (30s, 5m, 1.5h, 250ms, 10)."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return parse_duration(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
