@@ -251,25 +251,27 @@ class GroupPlanner:
     def _ops(self, j: int, links: _Links) -> dict[int, Op]:
         ops: dict[int, Op] = {}
         for o, rec in enumerate(self.recs[j]):
-            ref = (j, o)
             if rec.kind in (WHITEOUT, OPAQUE, META):
-                ops[o] = DROP_OP
-            elif rec.kind == DIR:
-                ops[o] = self._dir_op(ref, rec)
-            elif ref in links.moved_to:                 # data re-emitted under a link's name
-                new_path = links.moved_to[ref]
-                ops[o] = Op(RENAME, tuple(self._hoist(new_path)), path=new_path)
-            elif self.survivors.get(rec.path) != ref or ref in links.moved_links:
-                ops[o] = DROP_OP
+                ops[o] = DROP_OP        # re-emitted in the preamble where still needed
             else:
-                before = tuple(self._hoist(rec.path))
-                if ref in links.fetches:
-                    ops[o] = Op(FETCH, before, path=rec.path, src=links.fetches[ref])
-                elif ref in links.relinks:
-                    ops[o] = Op(RELINK, before, linkname=links.relinks[ref])
-                else:
-                    ops[o] = Op(COPY, before) if before else COPY_OP
+                ops[o] = self._entry_op((j, o), rec, links)
         return ops
+
+    def _entry_op(self, ref: Ref, rec: Rec, links: _Links) -> Op:
+        """The op of a directory, file, link or other entry."""
+        if rec.kind == DIR:
+            return self._dir_op(ref, rec)
+        if ref in links.moved_to:                       # data re-emitted under a link's name
+            new_path = links.moved_to[ref]
+            return Op(RENAME, tuple(self._hoist(new_path)), path=new_path)
+        if self.survivors.get(rec.path) != ref or ref in links.moved_links:
+            return DROP_OP
+        before = tuple(self._hoist(rec.path))
+        if ref in links.fetches:
+            return Op(FETCH, before, path=rec.path, src=links.fetches[ref])
+        if ref in links.relinks:
+            return Op(RELINK, before, linkname=links.relinks[ref])
+        return Op(COPY, before) if before else COPY_OP
 
     def _dir_op(self, ref: Ref, rec: Rec) -> Op:
         if rec.path in self.emitted or rec.path not in self.survivors \
