@@ -267,6 +267,18 @@ class LayerWriter:
             view.release()
             del pending[:cut]
 
+    def start_hashing(self, tar_hash: "hashlib._Hash") -> None:
+        """From now on hash the tar bytes, continuing from ``tar_hash`` (the hash of the
+        ``tar_size`` bytes written so far): for a writer that was copying a tar of known
+        diff_id and starts to write something else."""
+        self._diff_id = None
+        self._tar_hash = tar_hash
+
+    def flush(self) -> None:
+        """Hand what the compressor holds to the blob writer (keeps the frame open)."""
+        if self._cobj is not None and self._compression == ZSTD:
+            self._emit(self._cobj.flush(zstd.ZstdCompressor.FLUSH_BLOCK))
+
     def end_frame(self) -> None:
         """Compress what is pending and close the frame (member); frees the compressor."""
         if self._pending:
