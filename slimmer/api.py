@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Protocol, Sequence, runtime_checkable
 
 from slimmer.build.assemble import build_config, build_index, build_manifest, config_media_type
 from slimmer.build.layer import build_layer
@@ -15,8 +16,8 @@ from slimmer.codec.result import LayerResult
 from slimmer.errors import UsageError
 from slimmer.fs.index import LayerIndex
 from slimmer.fs.scan import scan_layer
-from slimmer.oci.digest import sha256_digest
-from slimmer.oci.image import Image, ReadsCurrent, Root, Sink, Source
+from slimmer.oci.digest import sha256_digest, short
+from slimmer.oci.image import Image, Layer, ReadsCurrent, Root, Sink, Source
 from slimmer.oci.media import ANNOT_OPTIONS_DIGEST, ANNOT_SOURCE_DIGEST
 from slimmer.oci.model import Descriptor, Platform
 from slimmer.options import SlimOptions, options_digest
@@ -32,7 +33,20 @@ from slimmer.trust.options import TrustOptions
 if TYPE_CHECKING:
     from slimmer.transports.registry.options import RegistryOptions
 
+#: ``progress(stage, done, total)``: "scan" counts layers, "build" bytes of input tar.
 ProgressFn = Callable[[str, int, int], None]
+
+
+@runtime_checkable
+class LayerProgress(Protocol):
+    """A progress callback that also follows each layer: ``layer(stage, name, done, total)``
+    is called with ``done=0`` when a layer is queued, as its bytes go by ("scan": compressed
+    bytes read, "build": input tar bytes), and with ``done == total`` when it is finished.
+    Calls come from worker threads, one at a time."""
+
+    def __call__(self, stage: str, done: int, total: int) -> None: ...
+
+    def layer(self, stage: str, name: str, done: int, total: int) -> None: ...
 
 
 @dataclass
@@ -43,6 +57,63 @@ class _Job:
     workers: int
     progress: ProgressFn | None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def layer_ticker(self, stage: str, name: str, total: int
+                     ) -> Callable[[int | None], None] | None:
+        """Announce a queued layer to a LayerProgress; returns what to call with each
+        amount of bytes done (None: the layer is finished), or None for other callbacks."""
+        lp = self.progress
+        if not isinstance(lp, LayerProgress):
+            return None
+        done = [0]
+
+        def tick(n: int | None) -> None:
+            with self.lock:
+                done[0] = total if n is None else min(done[0] + n, total)
+                lp.layer(stage, name, done[0], total)
+
+        tick(0)
+        return tick
+
+
+class _CountedStream:
+    """A blob stream that reports the bytes read through it."""
+
+    def __init__(self, raw: BinaryIO, tick: Callable[[int], None]) -> None:
+        self._raw = raw
+        self._tick = tick
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if data:
+            self._tick(len(data))
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def _counted(layer: Layer, tick: Callable[[int], None]) -> Layer:
+    """``layer`` whose streams report the compressed bytes read."""
+    def opener() -> BinaryIO:
+        return _CountedStream(layer.open_compressed(), tick)  # type: ignore[return-value]
+    return dataclasses.replace(layer, open_compressed=opener)
+
+
+def _finishing(fn: Callable[..., Any], tick: Callable[[int | None], None] | None
+               ) -> Callable[..., Any]:
+    """``fn`` that marks its layer finished when it returns."""
+    if tick is None:
+        return fn
+
+    def run(*args: Any, **kw: Any) -> Any:
+        result = fn(*args, **kw)
+        tick(None)
+        return result
+    return run
 
 
 def _matcher(options: SlimOptions) -> tuple[list[Profile], Matcher | None]:
@@ -66,10 +137,15 @@ def _scan_all(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher 
     for image, need in zip(images, needed):
         if not need:
             continue
-        for layer in image.layers:
+        for n, layer in enumerate(image.layers):
             d = layer.descriptor.digest
             if d not in futures:
-                futures[d] = job.pool.submit(scan_layer, layer, sniff, sniff_min, SNIFF_BYTES)
+                layer_tick = job.layer_ticker("scan", f"layer {n} {short(d)}",
+                                              layer.descriptor.size)
+                if layer_tick is not None:
+                    layer = _counted(layer, layer_tick)
+                futures[d] = job.pool.submit(_finishing(scan_layer, layer_tick), layer, sniff,
+                                             sniff_min, SNIFF_BYTES)
     total = len(futures)
     finished = [0]
 
@@ -235,27 +311,41 @@ def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: Slim
                 done_bytes[0] += n
                 job.progress("build", done_bytes[0], total)
 
+    def layer_progress(out: OutputLayer, name: str) -> tuple[Callable[[int], None],
+                                                              Callable[[int | None], None] | None]:
+        tick = job.layer_ticker("build", name, out.input_tar_size or out.input_size)
+        if tick is None:
+            return progress, None
+
+        def both(n: int) -> None:
+            progress(n)
+            tick(n)
+        return both, tick
+
     # Every compressor may use all cores: zstd workers only run while fed, so a big layer
     # alone gets them all and several layers share them. The output does not depend on it.
     threads = os.cpu_count() or 1
-    tasks: dict[Any, tuple[OutputLayer, Image, bool]] = {}
+    tasks: dict[Any, tuple[OutputLayer, Image, bool, str]] = {}
     for ii, (image, plan) in enumerate(zip(root.images, plans)):
         row = []
+        where = f"{image.platform} " if len(root.images) > 1 and image.platform else ""
         for oi, out in enumerate(plan.layers):
             if out.mode in (PASSTHROUGH, RECOMPRESS):
                 key: Any = (out.mode, image.layers[out.inputs[0]].descriptor.digest,
                             out.compression)
             else:
                 key = (ii, oi)
-            tasks.setdefault(key, (out, image, plan.scanned))
+            tasks.setdefault(key, (out, image, plan.scanned, f"{where}layer {oi} ({out.mode})"))
             row.append(key)
         keys.append(row)
     # Biggest layers first, so a big one does not start last and run alone at the end; the
     # results are still collected by position.
-    for key, (out, image, scanned) in sorted(
+    for key, (out, image, scanned, name) in sorted(
             tasks.items(), key=lambda kv: -(kv[1][0].input_tar_size or kv[1][0].input_size)):
-        futures[key] = job.pool.submit(build_layer, out, image.layers, sink, scanned=scanned,
-                                       level=options.level, threads=threads, progress=progress)
+        feed, tick = layer_progress(out, name)
+        futures[key] = job.pool.submit(_finishing(build_layer, tick), out, image.layers, sink,
+                                       scanned=scanned, level=options.level, threads=threads,
+                                       progress=feed)
     try:
         return [[futures[k].result() for k in row] for row in keys]
     except BaseException:
@@ -283,4 +373,5 @@ def _warnings(profiles: Sequence[Profile], root: Root) -> list[str]:
     return out
 
 
-__all__ = ["SlimOptions", "TrustOptions", "analyze", "open_sink", "open_source", "slim"]
+__all__ = ["LayerProgress", "ProgressFn", "SlimOptions", "TrustOptions", "analyze", "open_sink",
+           "open_source", "slim"]
