@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
 from slimmer.build.assemble import build_config, build_index, build_manifest, config_media_type
-from slimmer.build.run import ProgressFn, Run, build_images, plan_images
+from slimmer.build.progress import LayerProgress, ProgressFn
+from slimmer.build.run import Run, build_images, plan_images
 from slimmer.errors import UsageError
 from slimmer.oci.digest import sha256_digest
 from slimmer.oci.image import ReadsCurrent, Root, Sink, Source
@@ -178,4 +179,5 @@ def _warnings(profiles: Sequence[Profile], root: Root) -> list[str]:
     return out
 
 
-__all__ = ["SlimOptions", "TrustOptions", "analyze", "open_sink", "open_source", "slim"]
+__all__ = ["LayerProgress", "ProgressFn", "SlimOptions", "TrustOptions", "analyze", "open_sink",
+           "open_source", "slim"]

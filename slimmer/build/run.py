@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from slimmer.build.layer import build_layer
+from slimmer.build.progress import ProgressFn, counted, finishing, layer_ticker
 from slimmer.build.speculate import Speculation
 from slimmer.codec.result import LayerResult
 from slimmer.fs.index import LayerIndex
 from slimmer.fs.scan import scan_layer
+from slimmer.oci.digest import short
 from slimmer.oci.image import Image, Root, Sink
 from slimmer.oci.media import FOREIGN_LAYER_TYPES, Compression, layer_compression
 from slimmer.options import KEEP, SlimOptions
@@ -23,7 +25,6 @@ from slimmer.plan.image import plan_image
 from slimmer.plan.model import PASSTHROUGH, RECOMPRESS, ImagePlan, OutputLayer, PlanOptions
 from slimmer.profiles import SNIFF_BYTES, Matcher
 
-ProgressFn = Callable[[str, int, int], None]
 Indexes = Mapping[int, LayerIndex]
 
 
@@ -41,6 +42,10 @@ class Run:
         """Drop every speculative build that was not taken (their blobs never appear)."""
         for speculation in self.speculations.values():
             speculation.discard()
+
+    def ticker(self, stage: str, name: str, total: int) -> Callable[[int | None], None] | None:
+        """Per-layer progress for a LayerProgress callback (None for others)."""
+        return layer_ticker(self.progress, self.lock, stage, name, total)
 
     def tick(self, stage: str, done: list[int], amount: int, total: int) -> None:
         if self.progress is not None:
@@ -89,16 +94,18 @@ def scan_images(images: Sequence[Image], needed: Sequence[bool], matcher: Matche
         from slimmer.profiles import sniff_content
         sniff = sniff_content
         sniff_min = matcher.min_content_size
-    layers: dict[str, Any] = {}
+    layers: dict[str, tuple[int, Any]] = {}
     for image, need in zip(images, needed):
         if need:
-            for layer in image.layers:
-                layers.setdefault(layer.descriptor.digest, layer)
+            for n, layer in enumerate(image.layers):
+                layers.setdefault(layer.descriptor.digest, (n, layer))
     futures: dict[str, Any] = {}
     done = [0]
-    for digest, layer in sorted(layers.items(), key=lambda kv: -kv[1].descriptor.size):
-        futures[digest] = run.pool.submit(scan_layer, layer, sniff, sniff_min, SNIFF_BYTES,
-                                          run.speculations.get(digest))
+    for digest, (n, layer) in sorted(layers.items(), key=lambda kv: -kv[1][1].descriptor.size):
+        tick = run.ticker("scan", f"layer {n} {short(digest)}", layer.descriptor.size)
+        futures[digest] = run.pool.submit(
+            finishing(scan_layer, tick), counted(layer, tick) if tick else layer, sniff,
+            sniff_min, SNIFF_BYTES, run.speculations.get(digest))
         futures[digest].add_done_callback(
             lambda _: run.tick("scan", done, 1, len(layers)))
     scanned = {d: f.result() for d, f in futures.items()}
@@ -143,12 +150,14 @@ def build_images(root: Root, plans: Sequence[ImagePlan], indexes: Sequence[Index
     def progress(n: int) -> None:
         run.tick("build", done, n, total)
 
-    tasks: dict[Any, tuple[OutputLayer, Image, bool]] = {}
+    tasks: dict[Any, tuple[OutputLayer, Image, bool, str]] = {}
     keys: list[list[Any]] = []
     taken: dict[Any, LayerResult] = {}
     for ii, (image, plan, idx) in enumerate(zip(root.images, plans, indexes)):
         row = []
+        where = f"{image.platform} " if len(root.images) > 1 and image.platform else ""
         for oi, out in enumerate(plan.layers):
+            name = f"{where}layer {oi} ({out.mode})"
             if out.mode in (PASSTHROUGH, RECOMPRESS):
                 key: Any = (out.mode, image.layers[out.inputs[0]].descriptor.digest,
                             out.compression)
@@ -160,24 +169,39 @@ def build_images(root: Root, plans: Sequence[ImagePlan], indexes: Sequence[Index
             result = _taken(out, image, idx, run)
             if result is not None:
                 taken[key] = result
+                tick = run.ticker("build", name, out.input_tar_size or out.input_size)
                 progress(out.input_tar_size or out.input_size)
+                if tick is not None:
+                    tick(None)
             else:
-                tasks[key] = (out, image, plan.scanned)
+                tasks[key] = (out, image, plan.scanned, name)
         keys.append(row)
     futures: dict[Any, Any] = {}
     # Biggest layers first, so a big one does not start last and run alone at the end; the
     # results are still collected by position.
-    for key, (out, image, scanned) in sorted(
+    for key, (out, image, scanned, name) in sorted(
             tasks.items(), key=lambda kv: -(kv[1][0].input_tar_size or kv[1][0].input_size)):
-        futures[key] = run.pool.submit(build_layer, out, image.layers, sink, scanned=scanned,
-                                       level=options.level, threads=_threads(),
-                                       progress=progress)
+        tick = run.ticker("build", name, out.input_tar_size or out.input_size)
+        futures[key] = run.pool.submit(
+            finishing(build_layer, tick), out, image.layers, sink, scanned=scanned,
+            level=options.level, threads=_threads(), progress=_both(progress, tick))
     try:
         return [[taken[k] if k in taken else futures[k].result() for k in row] for row in keys]
     except BaseException:
         for f in futures.values():
             f.cancel()
         raise
+
+
+def _both(progress: Callable[[int], None], tick: Callable[[int | None], None] | None
+          ) -> Callable[[int], None]:
+    if tick is None:
+        return progress
+
+    def both(n: int) -> None:
+        progress(n)
+        tick(n)
+    return both
 
 
 def _taken(out: OutputLayer, image: Image, indexes: Indexes | None, run: Run

@@ -50,6 +50,8 @@ def slim_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Layers built in parallel (default: all cores)."),
         click.option("--json", "json_out", metavar="FILE|-",
                      help="Write the report as JSON to FILE, or '-' for stdout."),
+        click.option("--html", "html_out", metavar="FILE",
+                     help="Write the report as one self-contained HTML page to FILE."),
     ])
 
 
@@ -74,7 +76,8 @@ def push(source: str, destination: str, **kw: Any) -> None:
     from slimmer import api
     run_with_report(lambda progress: api.slim(
         source, destination, options_from_flags(kw), progress=progress,
-        registry=registry_from_flags(kw), trust=trust_from_flags(kw)), kw["json_out"])
+        registry=registry_from_flags(kw), trust=trust_from_flags(kw)), kw["json_out"],
+        kw["html_out"])
 
 
 @click.command()
@@ -86,7 +89,7 @@ def analyze(source: str, **kw: Any) -> None:
     from slimmer import api
     run_with_report(lambda progress: api.analyze(
         source, options_from_flags(kw), progress=progress, registry=registry_from_flags(kw)),
-        kw["json_out"])
+        kw["json_out"], kw["html_out"])
 
 
 @click.command()

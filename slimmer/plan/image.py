@@ -63,7 +63,8 @@ def plan_image(sizes: Sequence[int], media_types: Sequence[str],
                                              options))
         for j in group:
             lower.add_layer(recs[j])
-    return ImagePlan(out, strips.overrides, sorted(protected), stack.wasted, scanned=True)
+    return ImagePlan(out, strips.overrides, sorted(protected), stack.wasted, scanned=True,
+                     final=stack.final)
 
 
 def unchanged_layer(i: int, sizes: Sequence[int], media_types: Sequence[str],

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from slimmer.fs.overlay import Ref
+from slimmer.fs.overlay import Overlay, Ref
 from slimmer.oci.layer import EntryKind
 from slimmer.oci.media import ZSTD, Compression
 from slimmer.options import DEFAULT_MERGE_THRESHOLD, KEEP, SlimOptions, check_layer_options
@@ -195,6 +195,9 @@ class ImagePlan:
     protected: list[str]
     wasted: list[int | None]           # per input layer: bytes overwritten/deleted later
     scanned: bool
+    #: The input's final tree (path -> visible entry) the strip decisions were made on; None
+    #: when nothing was scanned. The report's file tree is drawn from it (not printed).
+    final: Overlay | None = field(default=None, repr=False, compare=False)
 
     @property
     def removed(self) -> list[Removal]:
