@@ -174,7 +174,9 @@ def build_images(root: Root, plans: Sequence[ImagePlan], indexes: Sequence[Index
                 if tick is not None:
                     tick(None)
             else:
-                tasks[key] = (out, image, plan.scanned, name)
+                checked = plan.scanned and idx is not None and all(
+                    idx[j].diff_id is not None for j in out.inputs)
+                tasks[key] = (out, image, checked, name)
         keys.append(row)
     futures: dict[Any, Any] = {}
     # Biggest layers first, so a big one does not start last and run alone at the end; the

@@ -136,6 +136,7 @@ class Speculation:
             self._fail("the input hash moved past the first changed entry")
             return
         self._lw.start_hashing(state)  # type: ignore[arg-type]
+        reader.stop_hashing()           # the output's own hash takes over; see fs.scan
         self._state = _State.REBUILD
 
     def _fail(self, why: str) -> None:

@@ -203,6 +203,14 @@ class TarReader:
         self._hash_to(self._pos)
         return self._hash.copy()
 
+    @property
+    def hashing(self) -> bool:
+        return self._hash is not None
+
+    def stop_hashing(self) -> None:
+        """Hash no more (a caller that hashes what it writes itself and needs no input hash)."""
+        self._hash = None
+
     def diff_id(self) -> str:
         """``sha256:...`` of the whole stream, once it is drained (needs ``hashing``)."""
         assert self._hash is not None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from slimmer.fs.index import LayerIndex, Rec
-from slimmer.fs.overlay import Overlay, Ref, ancestors, apply_layer
+from slimmer.fs.overlay import Overlay, Ref, add_ancestors, ancestors, apply_layer
 from slimmer.fs.stack import Stack
 from slimmer.oci.layer import DIR, HARDLINK, META, OPAQUE, WHITEOUT
 from slimmer.plan.model import (
@@ -40,13 +40,13 @@ class LowerPaths:
     parents: set[str] = field(default_factory=set)
 
     def add_layer(self, recs: Sequence[Rec]) -> None:
+        paths, parents = self.paths, self.parents
         for r in recs:
             if r.kind in (WHITEOUT, OPAQUE, META):
                 continue
-            up = ancestors(r.path)
-            self.paths.add(r.path)
-            self.paths.update(up)
-            self.parents.update(up)
+            paths.add(r.path)
+            add_ancestors(r.path, parents)
+        paths.update(parents)
 
 
 class _Deletions:
@@ -154,7 +154,9 @@ class GroupPlanner:
         final = self.overlay.entries
         self.survivors = {path: ref for path, ref in final.items() if ref not in dropped}
         # Directories never go while something below them survives in this layer.
-        needed_dirs = {a for p in self.survivors for a in ancestors(p)}
+        needed_dirs: set[str] = set()
+        for p in self.survivors:
+            add_ancestors(p, needed_dirs)
         for path, ref in final.items():
             if ref in dropped and path in needed_dirs and self.overlay.is_dir[path]:
                 self.survivors[path] = ref
