@@ -49,6 +49,7 @@ def build_layer(out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
         return LayerResult(layer.descriptor.digest, layer.descriptor.size, layer.diff_id,
                            out.input_tar_size or 0, out.compression)
     writer = sink.blob_writer(verified=True)  # LayerWriter hashes every byte it writes
+    lw: LayerWriter | None = None
     try:
         recompress = out.mode == RECOMPRESS
         # A recompressed tar is the input tar, whose diff_id the reader already verifies.
@@ -62,6 +63,8 @@ def build_layer(out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
         writer.commit(result.digest, result.size)
         return result
     except BaseException:
+        if lw is not None:
+            lw.discard()
         writer.abort()
         raise
 

@@ -142,6 +142,7 @@ class Speculation:
     def _fail(self, why: str) -> None:
         self.why = why
         self._state = _State.FAILED
+        self._lw.discard()
         self._writer.abort()
 
     def end(self, reader: TarReader) -> None:
@@ -162,6 +163,7 @@ class Speculation:
         else:
             self._lw.end_frame()
         if isinstance(self._writer, Flushable):
+            self._lw.drain()            # the output thread is done with the writer: flush it
             self._writer.flush()
 
     # -- after the plan -----------------------------------------------------------------------
@@ -197,6 +199,7 @@ class Speculation:
         with self._lock:
             if self._taken is None and self._state is not _State.FAILED:
                 self._state = _State.FAILED
+                self._lw.discard()
                 self._writer.abort()
 
 

@@ -17,6 +17,7 @@ try:  # Python 3.14+
 except ImportError:  # pragma: no cover - depends on the Python version
     from backports import zstd  # type: ignore[no-redef]
 
+from slimmer.codec.outstream import BlobOutput
 from slimmer.codec.result import LayerResult
 from slimmer.errors import BlobError, LayerError
 from slimmer.oci.image import BlobWriter
@@ -206,13 +207,12 @@ class LayerWriter:
         """``diff_id``: the tar's known, separately verified diff_id (then it is not hashed);
         ``tar_hash``/``tar_size``: the hash state and size of tar bytes already counted (a
         speculative build that copied a prefix before it knew it would need its own hash)."""
-        self._out = out
+        self._out = BlobOutput(out)
         self._diff_id = diff_id
         self._compression = compression
         self._level = DEFAULT_LEVEL[compression] if level is None else level
         self._threads = threads
         self._tar_hash = tar_hash if tar_hash is not None else hashlib.sha256()
-        self._blob_hash = hashlib.sha256()
         self._pending = bytearray()
         self.tar_size = tar_size
         self.size = 0
@@ -237,7 +237,6 @@ class LayerWriter:
 
     def _emit(self, data: bytes | memoryview) -> None:
         if data:
-            self._blob_hash.update(data)
             self.size += len(data)
             self._out.write(data)
 
@@ -274,10 +273,15 @@ class LayerWriter:
         self._diff_id = None
         self._tar_hash = tar_hash
 
-    def flush(self) -> None:
-        """Hand what the compressor holds to the blob writer (keeps the frame open)."""
-        if self._cobj is not None and self._compression == ZSTD:
-            self._emit(self._cobj.flush(zstd.ZstdCompressor.FLUSH_BLOCK))
+    def drain(self) -> None:
+        """Wait until the blob writer has everything emitted so far (it may then be used
+        directly, e.g. flushed)."""
+        self._out.drain()
+
+    def discard(self) -> None:
+        """Throw away what is in flight (the caller aborts the blob writer)."""
+        self._out.discard()
+        self._cobj = None
 
     def end_frame(self) -> None:
         """Compress what is pending and close the frame (member); frees the compressor."""
@@ -295,6 +299,7 @@ class LayerWriter:
             if self._cobj is None and not self._pending:
                 self._cobj = self._compressor()   # an empty tar still gets one frame
             self.end_frame()
-        return LayerResult("sha256:" + self._blob_hash.hexdigest(), self.size,
+        self._out.close()
+        return LayerResult("sha256:" + self._out.hash.hexdigest(), self.size,
                            self._diff_id or "sha256:" + self._tar_hash.hexdigest(), self.tar_size,
                            self._compression)
