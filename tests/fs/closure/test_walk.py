@@ -136,3 +136,34 @@ def test_bad_input_becomes_warnings_never_a_traceback() -> None:
     assert "symlink loop at /usr/bin/spin" in text
     assert all(w.startswith("closure: ") and "\n" not in w for w in c.warnings)
     assert f"{LIBDIR}/libcycle-b.so" in c and "usr/bin/broken" in c
+
+
+def test_facts_are_the_same_when_an_observer_consumes_the_data() -> None:
+    """The scan's observer (a build running in the same pass) copies every entry's data; the
+    ELF reader watches the same bytes, so the facts do not change."""
+    from slimmer.fs.scan import scan_layer
+
+    from support.memimage import MemSource, make_tar
+
+    lib = build_elf(needed=["libc.so.6"], runpath="$ORIGIN", strtab_after=True, pad=5 << 20)
+    src = MemSource([make_tar([("file", "usr/lib/libbig.so", lib),
+                               ("file", "app/main.py", b"import os\n")])])
+
+    class Copier:
+        def __init__(self) -> None:
+            self.bytes = 0
+
+        def entry(self, ordinal: int, entry: object, rec: object, reader: object) -> None:
+            reader.copy_data(self.count)  # type: ignore[attr-defined]
+
+        def count(self, chunk: bytes | memoryview) -> None:
+            self.bytes += len(chunk)
+
+        def end(self, reader: object) -> None:
+            pass
+
+    copier = Copier()
+    watched = scan_layer(src.image.layers[0], observer=copier, closure_facts=True)
+    plain = scan_layer(src.image.layers[0], closure_facts=True)
+    assert watched.facts == plain.facts and copier.bytes >= len(lib)
+    assert watched.facts[0].needed == ("libc.so.6",)  # type: ignore[union-attr]
