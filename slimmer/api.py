@@ -17,9 +17,10 @@ from slimmer.oci.media import ANNOT_OPTIONS_DIGEST, ANNOT_SOURCE_DIGEST
 from slimmer.oci.model import Descriptor, Platform
 from slimmer.oci.refs import RegistryRef, parse_reference
 from slimmer.options import SlimOptions, options_digest
+from slimmer.plan.model import ImagePlan
 from slimmer.profiles import Matcher, Profile, builtin_profiles, select_profiles
 from slimmer.report.model import Report
-from slimmer.report.summary import image_report
+from slimmer.report.summary import image_report, plan_warnings
 from slimmer.transports import open_sink, open_source
 from slimmer.trust.options import TrustOptions
 
@@ -50,8 +51,10 @@ def _prepare(source: str | Source, options: SlimOptions | None,
 
 def analyze(source: str | Source, options: SlimOptions | None = None, *,
             jobs: int | None = None, progress: ProgressFn | None = None,
-            registry: RegistryOptions | None = None) -> Report:
-    """Plan and measure what ``slim`` would do, writing nothing."""
+            registry: RegistryOptions | None = None, why: Sequence[str] = ()) -> Report:
+    """Plan and measure what ``slim`` would do, writing nothing. ``why``: image paths whose
+    fate each image's ``why`` explains (the rule that removes it, the keep rule or closure
+    chain that keeps it)."""
     options, src, root, profiles, matcher = _prepare(source, options, registry)
     workers = _jobs(options, jobs)
     with ThreadPoolExecutor(workers) as pool:
@@ -61,13 +64,13 @@ def analyze(source: str | Source, options: SlimOptions | None = None, *,
         everything = Matcher(profiles + [p for name, p in builtin_profiles().items()
                                          if name not in chosen])
         plans, indexes = plan_images(root, options, matcher, run, force_scan=True,
-                                     sniff_matcher=everything)
+                                     sniff_matcher=everything, explain=why)
     others = {name: p for name, p in builtin_profiles().items()
               if name not in {q.name for q in profiles}}
     images = [image_report(image, plan, None, idx, others, options)
               for image, plan, idx in zip(root.images, plans, indexes)]
     return Report("analyze", src.name, None, root.descriptor.digest, None, images,
-                  [p.name for p in profiles], _warnings(profiles, root))
+                  [p.name for p in profiles], _warnings(profiles, root, plans))
 
 
 def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = None, *,
@@ -132,7 +135,7 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     images = [image_report(image, plan, res, idx, others, options, manifest=m)
               for image, plan, res, idx, m in zip(root.images, plans, results, indexes, manifests)]
     report = Report("push", src.name, sink.name, root.descriptor.digest, top.digest, images,
-                    [p.name for p in profiles], _warnings(profiles, root), verified)
+                    [p.name for p in profiles], _warnings(profiles, root, plans), verified)
     if trust is not None:
         report.attachments = remote.publish(report, sink, top, trust, src, options, registry)
     return report
@@ -171,8 +174,12 @@ def _platform(text: str) -> Platform:
         raise UsageError(str(exc)) from exc
 
 
-def _warnings(profiles: Sequence[Profile], root: Root) -> list[str]:
+def _warnings(profiles: Sequence[Profile], root: Root,
+              plans: Sequence[ImagePlan] = ()) -> list[str]:
     out = [f"profile {p.name}: {p.warning}" for p in profiles if p.warning]
+    many = len(root.images) > 1
+    for image, plan in zip(root.images, plans):
+        out.extend(plan_warnings(plan, str(image.platform or "") if many else None))
     if root.skipped:
         out.append(f"{len(root.skipped)} index entries not slimmed and left out "
                    "(other platforms or attestations)")

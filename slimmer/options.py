@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any, Sequence
 
 from slimmer.errors import UsageError
+from slimmer.globs import compile_glob
 from slimmer.oci.digest import sha256_digest
 from slimmer.oci.media import GZIP, NONE, ZSTD, Compression
 from slimmer.oci.model import dump_json
@@ -36,7 +37,8 @@ LEVEL_RANGE = {ZSTD: (1, 19), GZIP: (0, 3), NONE: (0, 0)}
 #: 2: rebuilt single layers are written in stream order with a trailer frame (so the build can
 #: run in the scan's pass), and compressors are fed in fixed 1 MiB pieces (gzip output no
 #: longer depends on how the input arrived).
-OUTPUT_FORMAT = 2
+#: 3: the static closure (fs.closure) keeps what the image needs although rules match it.
+OUTPUT_FORMAT = 3
 
 
 def check_layer_options(merge: str, compression: str, base: int, merge_threshold: int) -> None:
@@ -57,6 +59,7 @@ class SlimOptions:
     profile_files: tuple[str, ...] = ()
     strip: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
+    no_protect: tuple[str, ...] = ()          # globs the closure does not protect
     platforms: tuple[str, ...] = ()           # os/arch[/variant]; empty: all
     merge: str = MergeMode.AUTO.value
     merge_threshold: int = DEFAULT_MERGE_THRESHOLD
@@ -75,17 +78,24 @@ class SlimOptions:
                 raise UsageError(f"--level for {self.compression} must be {lo}..{hi}")
         if self.jobs is not None and self.jobs < 1:
             raise UsageError("--jobs must be at least 1")
+        for pattern in self.no_protect:
+            try:
+                compile_glob(pattern)
+            except ValueError as exc:
+                raise UsageError(f"bad glob {pattern!r} (--no-protect): {exc}") from None
         return self
 
 
 #: How each SlimOptions field enters ``options_digest``. Every field must be in exactly one
 #: of these (a test enforces it), so a new option cannot silently be left out of the digest.
-DIGESTED_FIELDS = ("strip", "keep", "platforms", "merge", "merge_threshold", "base",
-                   "keep_base", "compression", "level")
+DIGESTED_FIELDS = ("strip", "keep", "no_protect", "platforms", "merge", "merge_threshold",
+                   "base", "keep_base", "compression", "level")
 #: Enter the digest as the content of the rules they select, not as names or paths.
 RULE_FIELDS = ("profiles", "profile_files")
 #: Do not change the output bytes.
 UNDIGESTED_FIELDS = ("jobs",)
+#: Digested fields added in format 3: they enter the document only when set.
+_ADDED_SINCE_3 = ("no_protect",)
 
 
 def options_digest(options: SlimOptions, profiles: Sequence[Any],
@@ -96,6 +106,8 @@ def options_digest(options: SlimOptions, profiles: Sequence[Any],
                            "profiles": [[p.name, repr(p.rules)] for p in profiles]}
     for name in DIGESTED_FIELDS:
         value = getattr(options, name)
+        if name in _ADDED_SINCE_3 and not value:
+            continue   # so the documents of formats 1 and 2 can still be computed
         if name == "platforms":
             value = sorted(value)
         elif isinstance(value, tuple):

@@ -75,8 +75,11 @@ def test_every_option_is_classified_for_the_digest() -> None:
 
 def test_options_digest_is_pinned() -> None:
     """The document behind io.slimmer.options.digest is in every manifest slimmer wrote. Its
-    shape is pinned by the digests the first round's code computed (format 1); the current
-    format's digests are pinned too, so a change of either is deliberate."""
+    shape is pinned by the digests the first round's code computed (format 1) and those of
+    format 2; the current format's digests are pinned too, so a change of either is
+    deliberate. Format 3 (the static closure keeps what the image needs although rules match
+    it) added ``no_protect``, which enters the document only when set, so the older documents
+    are unchanged."""
     every = SlimOptions(
         profiles=("compilers,docs",), strip=("/x/**", "*.a"), keep=("/usr/share/zoneinfo/**",),
         platforms=("linux/arm64", "linux/amd64"), merge="all", merge_threshold=1234, base=2,
@@ -87,11 +90,18 @@ def test_options_digest_is_pinned() -> None:
         "sha256:c27e189c05492ee0239f18b5b0e4a45896d6d54a48f4099c39e146909f8d4b95"
     assert options_digest(every, chosen, output_format=1) == \
         "sha256:9d909010f51d57813ba488321d6e5444689ceab4df049555bc8298badd62ec29"
-    assert OUTPUT_FORMAT == 2
-    assert options_digest(SlimOptions(), default) == \
+    assert options_digest(SlimOptions(), default, output_format=2) == \
         "sha256:bf253ff08f091b8f49b37b4d592ebce119de2ec2c0a1b81766644443bcaed96d"
-    assert options_digest(every, chosen) == \
+    assert options_digest(every, chosen, output_format=2) == \
         "sha256:7af4d1c88d423990d0dde1947c52c03754c9f80790bf7bfcef0da6ff569e48e6"
+    assert OUTPUT_FORMAT == 3
+    assert options_digest(SlimOptions(), default) == \
+        "sha256:40da9210f274d4733822ccf2c8cca22c2d119360544245be31fc8f9b25edb2b0"
+    assert options_digest(every, chosen) == \
+        "sha256:792b514204d6d0ed68a704a3041fc4599da35bab24f08a50654f32191ebf5a2b"
+    forced = dataclasses.replace(every, no_protect=("/usr/lib/x86_64-linux-gnu/libz*",))
+    assert options_digest(forced, chosen) == \
+        "sha256:4d9637f72b0e61bc1684b859509aca5e82b4a2b4078510328df082d37a415d29"
     # jobs does not change the bytes, so it does not change the digest
     assert options_digest(dataclasses.replace(every, jobs=None), chosen) == \
         options_digest(every, chosen)

@@ -84,10 +84,12 @@ def _speculable(root: Root, options: SlimOptions, needed: Sequence[bool]) -> set
 
 
 def scan_images(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher | None,
-                run: Run, strip: Matcher | None = None) -> list[dict[int, LayerIndex] | None]:
+                run: Run, strip: Matcher | None = None, closure_facts: bool = False
+                ) -> list[dict[int, LayerIndex] | None]:
     """Scan every layer of the images that need it, each distinct digest once, in parallel,
     biggest first. File heads are sniffed only when ``matcher`` has content rules; layers
-    with a speculation in ``run`` are built in the same pass with ``strip``'s decisions."""
+    with a speculation in ``run`` are built in the same pass with ``strip``'s decisions; the
+    static closure's facts are collected in the same pass when ``closure_facts``."""
     sniff = None
     sniff_min = 0
     if matcher is not None and matcher.needs_content():
@@ -105,7 +107,7 @@ def scan_images(images: Sequence[Image], needed: Sequence[bool], matcher: Matche
         tick = run.ticker("scan", f"layer {n} {short(digest)}", layer.descriptor.size)
         futures[digest] = run.pool.submit(
             finishing(scan_layer, tick), counted(layer, tick) if tick else layer, sniff,
-            sniff_min, SNIFF_BYTES, run.speculations.get(digest))
+            sniff_min, SNIFF_BYTES, run.speculations.get(digest), closure_facts)
         futures[digest].add_done_callback(
             lambda _: run.tick("scan", done, 1, len(layers)))
     scanned = {d: f.result() for d, f in futures.items()}
@@ -115,10 +117,12 @@ def scan_images(images: Sequence[Image], needed: Sequence[bool], matcher: Matche
 
 def plan_images(root: Root, options: SlimOptions, matcher: Matcher | None, run: Run,
                 force_scan: bool, sniff_matcher: Matcher | None = None,
-                sink: Sink | None = None
+                sink: Sink | None = None, explain: Sequence[str] = ()
                 ) -> tuple[list[ImagePlan], list[dict[int, LayerIndex] | None]]:
     """Scan what needs it and plan every image. With a ``sink`` (a push), layers that allow
-    it are built during their scan, to be taken by ``build_images``."""
+    it are built during their scan, to be taken by ``build_images``. The closure's facts are
+    collected when something may be stripped (or for analyze), so analyze and push plan from
+    the same data; ``explain``: paths whose fate each plan's ``why`` describes."""
     popts = PlanOptions.of(options)
     needed = []
     for image in root.images:
@@ -132,10 +136,11 @@ def plan_images(root: Root, options: SlimOptions, matcher: Matcher | None, run: 
             run.speculations[digest] = Speculation(
                 by_digest[digest], sink, Compression(options.compression), options.level,
                 _threads(), matcher)
-    indexes = scan_images(root.images, needed, sniff_matcher or matcher, run, matcher)
+    indexes = scan_images(root.images, needed, sniff_matcher or matcher, run, matcher,
+                          closure_facts=force_scan or matcher is not None)
     plans = [plan_image([ly.descriptor.size for ly in image.layers],
                         [ly.descriptor.media_type for ly in image.layers],
-                        idx, matcher, image.config, popts)
+                        idx, matcher, image.config, popts, explain)
              for image, idx in zip(root.images, indexes)]
     return plans, indexes
 

@@ -107,26 +107,28 @@ def _write_output(path: str, data: bytes, what: str) -> None:
         raise OutputError(f"writing {what} {path}: {exc.strerror or exc}") from exc
 
 
-def emit_report(report: Report, json_out: str | None, html_out: str | None = None) -> None:
-    """Print the report as text, as JSON to ``json_out`` (a file, or '-' for stdout), and as
-    a page to ``html_out``; files are written atomically (temp file, then rename)."""
+def emit_report(report: Report, json_out: str | None, html_out: str | None = None,
+                text: Callable[[Report], str] | None = None) -> None:
+    """Print the report as text (``text`` renders it; default: the full summary), as JSON to
+    ``json_out`` (a file, or '-' for stdout), and as a page to ``html_out``; files are
+    written atomically (temp file, then rename)."""
     if html_out:
         from slimmer.report.html import render_html
         _write_output(html_out, render_html(report).encode("utf-8"), "HTML report")
     if json_out:
-        text = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
+        doc = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
         if json_out == "-":
-            sys.stdout.write(text)
+            sys.stdout.write(doc)
             return
-        _write_output(json_out, text.encode("utf-8"), "report")
+        _write_output(json_out, doc.encode("utf-8"), "report")
     # Paths in layers are bytes; undecodable ones come back as they were, not as a crash.
-    text = report.render_text()
+    out = text(report) if text is not None else report.render_text()
     if hasattr(sys.stdout, "buffer"):
         sys.stdout.flush()
-        sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+        sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
         sys.stdout.buffer.flush()
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(out)
 
 
 def run(fn: Callable[[], None]) -> None:
@@ -143,9 +145,11 @@ def run(fn: Callable[[], None]) -> None:
 
 
 def run_with_report(make: Callable[[Progress], Report], json_out: str | None,
-                    html_out: str | None = None) -> None:
+                    html_out: str | None = None,
+                    text: Callable[[Report], str] | None = None) -> None:
     """Run a command that produces a report, with a progress display, and print the report
-    (a run that fails writes no report file)."""
+    (as ``text`` renders it, default the full summary; a run that fails writes no report
+    file)."""
     def go() -> None:
         check_output_file(json_out, "--json")
         check_output_file(html_out, "--html")
@@ -154,5 +158,5 @@ def run_with_report(make: Callable[[Progress], Report], json_out: str | None,
             report = make(progress)
         finally:
             progress.close()
-        emit_report(report, json_out, html_out)
+        emit_report(report, json_out, html_out, text)
     run(go)

@@ -17,6 +17,7 @@ from slimmer.cli.common import (
 from slimmer.cli.trust import push_trust_options, trust_from_flags
 from slimmer.errors import ProfileError
 from slimmer.options import COMPRESSION_CHOICES, DEFAULT_MERGE_THRESHOLD, MERGE_MODES, SlimOptions
+from slimmer.report.model import Report
 
 
 def slim_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -28,7 +29,11 @@ def slim_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Add rules from a profile file (same TOML format as the built-ins)."),
         click.option("--strip", multiple=True, metavar="GLOB", help="Also strip paths matching GLOB."),
         click.option("--keep", multiple=True, metavar="GLOB",
-                     help="Never strip paths matching GLOB (always wins)."),
+                     help="Never strip paths matching GLOB (always wins; what they need is "
+                          "kept too)."),
+        click.option("--no-protect", "no_protect", multiple=True, metavar="GLOB",
+                     help="Let rules remove paths matching GLOB even when the image needs "
+                          "them (a warning names each)."),
         click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT]",
                      help="Only these platforms of a multi-platform image (default: all)."),
         click.option("--merge", type=click.Choice(list(MERGE_MODES)), default="auto",
@@ -59,7 +64,8 @@ def options_from_flags(kw: dict[str, Any]) -> SlimOptions:
     """SlimOptions from the ``slim_options`` flags."""
     return SlimOptions(
         profiles=tuple(kw["profiles"]), profile_files=tuple(kw["profile_files"]),
-        strip=tuple(kw["strip"]), keep=tuple(kw["keep"]), platforms=tuple(kw["platforms"]),
+        strip=tuple(kw["strip"]), keep=tuple(kw["keep"]), no_protect=tuple(kw["no_protect"]),
+        platforms=tuple(kw["platforms"]),
         merge=kw["merge"], merge_threshold=kw["merge_threshold"], base=kw["base"],
         keep_base=kw["keep_base"], compression=kw["compression"], level=kw["level"],
         jobs=kw["jobs"])
@@ -83,13 +89,28 @@ def push(source: str, destination: str, **kw: Any) -> None:
 @click.command()
 @click.argument("source")
 @slim_options
+@click.option("--why", "why", multiple=True, metavar="PATH",
+              help="Only say why PATH is kept or removed (rule, keep rule, the chain of what "
+                   "needs it); repeatable.")
 @registry_options
 def analyze(source: str, **kw: Any) -> None:
     """Show the plan and what it would save for SOURCE; writes nothing."""
     from slimmer import api
+    why = tuple(kw["why"])
     run_with_report(lambda progress: api.analyze(
-        source, options_from_flags(kw), progress=progress, registry=registry_from_flags(kw)),
-        kw["json_out"], kw["html_out"])
+        source, options_from_flags(kw), progress=progress, registry=registry_from_flags(kw),
+        why=why), kw["json_out"], kw["html_out"], text=render_why if why else None)
+
+
+def render_why(report: Report) -> str:
+    """The ``--why`` answers, one line per path and image, then the warnings."""
+    lines = []
+    many = len(report.images) > 1
+    for img in report.images:
+        for entry in img.why.values():
+            lines.append((f"{img.platform}: " if many else "") + entry["text"])
+    lines.extend(f"warning: {w}" for w in report.warnings)
+    return "\n".join(lines) + "\n"
 
 
 @click.command()

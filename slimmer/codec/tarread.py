@@ -162,6 +162,8 @@ class TarReader:
         self._data_size = 0
         self._pad = 0               # padding bytes at the end of the current entry's data
         self._global: list[tuple[str, bytes]] = []
+        self._watch: Write | None = None   # a second reader of the current entry's data
+        self._watch_left = 0
         self.end_offset = 0
 
     # -- buffer management -------------------------------------------------------------
@@ -265,8 +267,29 @@ class TarReader:
     def _padded(size: int) -> int:
         return (size + BLOCK - 1) & ~(BLOCK - 1)
 
+    def watch(self, fn: Write) -> None:
+        """Also pass the current entry's data (not its padding), in order, to ``fn``, however
+        it is consumed: copied by another caller or skipped (then read instead). Before any of
+        it is consumed; ends with the entry."""
+        if self._data_left != self._padded(self._data_size):
+            raise RuntimeError("watch() after data was consumed")
+        self._watch = fn
+        self._watch_left = self._data_size
+
+    def _watched(self, chunk: bytes | memoryview) -> None:
+        n = min(len(chunk), self._watch_left)
+        if n and self._watch is not None:
+            self._watch(chunk if n == len(chunk) else memoryview(chunk)[:n])
+            self._watch_left -= n
+
     def copy_data(self, write: Write, with_padding: bool = True) -> None:
         """Pass the rest of the current entry's data (and its block padding) to ``write``."""
+        if self._watch is not None and self._watch_left:
+            inner = write
+
+            def write(chunk: bytes | memoryview) -> object:
+                self._watched(chunk)
+                return inner(chunk)
         left = self._data_left
         if not with_padding:
             left -= self._padded(self._data_size) - self._data_size
@@ -310,6 +333,10 @@ class TarReader:
         return b"".join(parts)
 
     def _skip_rest(self) -> None:
+        if self._watch is not None:
+            if self._watch_left and self._data_left:
+                self.copy_data(lambda _: None, with_padding=False)
+            self._watch = None
         if self._data_left:
             self._skip(self._data_left)
             self._data_left = 0

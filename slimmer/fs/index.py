@@ -4,9 +4,13 @@ order. Plain data made by one streaming scan (``fs.scan``); nothing here reads a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from slimmer.oci.layer import EntryKind
 from slimmer.oci.media import Compression
+
+if TYPE_CHECKING:   # fs.closure imports this module
+    from slimmer.fs.closure.facts import Facts
 
 
 class Rec:
@@ -35,10 +39,12 @@ class Rec:
 
 @dataclass
 class LayerIndex:
-    """All members of one input layer in archive order, plus its uncompressed size."""
+    """All members of one input layer in archive order, plus its uncompressed size and the
+    closure's facts of the files it inspects (by entry ordinal; empty unless collected)."""
 
     digest: str
     diff_id: str | None       # checked against the config during the scan; None: not checked
     tar_size: int
     compression: Compression
     entries: list[Rec] = field(default_factory=list)
+    facts: dict[int, Facts] = field(default_factory=dict)

@@ -1,9 +1,12 @@
 """Layer scanning: one streaming pass over a layer that builds its index (``fs.index``).
 
 Only metadata is kept (and the header bytes of directories, which the merge may emit at another
-position); file data is never kept, except a few sniffed leading bytes. An ``observer`` sees
-every entry in the same pass, after it is indexed and before its data is skipped: that is how
-a build runs alongside the scan (``build.speculate``).
+position); file data is never kept, except a few sniffed leading bytes and, when asked for,
+the facts the static closure needs (``fs.closure.collect``: ELF dynamic sections, imports of
+sources, package and dist-info metadata), read from the same pass. An ``observer`` sees every
+entry in the same pass, after it is indexed and before its data is skipped: that is how a build
+runs alongside the scan (``build.speculate``). The closure's ELF reader watches the data
+however the observer consumes it (``TarReader.watch``), so both see it in one pass.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from typing import Callable, Protocol
 from slimmer.codec.layerstream import open_layer_tar
 from slimmer.codec.tarread import Entry, TarReader
 from slimmer.errors import LayerError
+from slimmer.fs.closure.collect import collect
+from slimmer.fs.closure.elf import ElfCapture
+from slimmer.fs.closure.facts import Facts
 from slimmer.fs.index import LayerIndex, Rec
 from slimmer.oci.digest import short
 from slimmer.oci.image import Layer
@@ -33,14 +39,21 @@ class ScanObserver(Protocol):
 
 
 def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
-               sniff_bytes: int = 0, observer: ScanObserver | None = None) -> LayerIndex:
-    """Read a layer once and index it; verifies blob digest and diff_id on the way."""
+               sniff_bytes: int = 0, observer: ScanObserver | None = None,
+               closure_facts: bool = False) -> LayerIndex:
+    """Read a layer once and index it; verifies blob digest and diff_id on the way. With
+    ``closure_facts`` the facts of the files the closure inspects are collected too."""
     what = f"reading layer {short(layer.descriptor.digest)}"
     with open_layer_tar(layer, what, check_diff_id=False,
                         hash_in_caller=True) as (stream, tar_stream, compression):
         reader = TarReader(stream, what, hashing=True)
         entries: list[Rec] = []
+        facts: dict[int, Facts] = {}
+        watching: tuple[int, ElfCapture] | None = None
         for o, e in enumerate(reader):
+            if watching is not None:   # the previous entry's data has gone by
+                facts[watching[0]] = watching[1].result()
+                watching = None
             rec = Rec(e.path, e.kind, e.target, e.size, e.linkname, e.mode, e.typeflag,
                       len(e.header))
             if e.kind == DIR:
@@ -52,9 +65,17 @@ def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
                     head = reader.head(SHEBANG_MAX)
                     if head.startswith(b"#!"):
                         rec.shebang = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace")
+                if closure_facts and e.typeflag != b"S":
+                    found = collect(e.path, e.mode, e.size, rec.shebang, reader)
+                    if isinstance(found, ElfCapture):
+                        watching = (o, found)
+                    elif found is not None:
+                        facts[o] = found
             entries.append(rec)
             if observer is not None:
                 observer.entry(o, e, rec, reader)
+        if watching is not None:
+            facts[watching[0]] = watching[1].result()
         # An observer that rewrites the layer may stop the input hash (it hashes its output
         # instead): the index then says the diff_id was not checked, and a pass that copies
         # the input checks it.
@@ -65,4 +86,4 @@ def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
         if observer is not None:
             observer.end(reader)
         return LayerIndex(layer.descriptor.digest, diff_id, tar_stream.size, compression,
-                          entries)
+                          entries, facts)

@@ -278,6 +278,22 @@ class ImageConfig(Document):
         return str(self._cfg.get("WorkingDir") or "/")
 
     @property
+    def healthcheck(self) -> tuple[str, ...]:
+        """``Healthcheck.Test``: ("CMD", argv...), ("CMD-SHELL", command), ("NONE",) or ()."""
+        hc = self._cfg.get("Healthcheck")
+        test = hc.get("Test") if isinstance(hc, Mapping) else None
+        return tuple(str(x) for x in test) if isinstance(test, list) else ()
+
+    @property
+    def shell(self) -> tuple[str, ...]:
+        """The ``Shell`` that shell-form commands run with (empty: the default /bin/sh -c)."""
+        return tuple(str(x) for x in (self._cfg.get("Shell") or ()))
+
+    @property
+    def user(self) -> str:
+        return str(self._cfg.get("User") or "")
+
+    @property
     def platform(self) -> Platform | None:
         if isinstance(self.doc.get("os"), str) and isinstance(self.doc.get("architecture"), str):
             return Platform(self.doc["os"], self.doc["architecture"], self.doc.get("variant"))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from slimmer.fs.closure import Closure, compute_closure
 from slimmer.fs.index import LayerIndex
-from slimmer.fs.protect import protected_paths
-from slimmer.fs.stack import walk_stack
+from slimmer.fs.stack import Stack, walk_stack
+from slimmer.globs import compile_glob
 from slimmer.oci.layer import FILE
 from slimmer.oci.media import FOREIGN_LAYER_TYPES, layer_compression
 from slimmer.plan.emit import GroupPlanner, LowerPaths
@@ -28,15 +29,26 @@ from slimmer.plan.model import (
 )
 from slimmer.plan.stream import StreamingPlanner
 from slimmer.plan.strip import decide_strips
+from slimmer.plan.why import explain_path
 from slimmer.profiles import Matcher
+
+
+def image_closure(stack: Stack, indexes: Mapping[int, LayerIndex], config: Any | None,
+                  options: PlanOptions) -> Closure:
+    """What the image needs at run time (``fs.closure``), from the scan's facts."""
+    facts = [indexes[i].facts for i in range(len(indexes))]
+    return compute_closure(stack, [indexes[i].entries for i in range(len(indexes))], facts,
+                           config, options.keep)
 
 
 def plan_image(sizes: Sequence[int], media_types: Sequence[str],
                indexes: Mapping[int, LayerIndex] | None, matcher: Matcher | None,
-               config: Any | None, options: PlanOptions) -> ImagePlan:
+               config: Any | None, options: PlanOptions,
+               explain: Sequence[str] = ()) -> ImagePlan:
     """Plan one image. ``indexes`` maps every input layer to its scan (None: nothing scanned,
     only allowed without stripping or merging); ``config`` (an ImageConfig) names what the
-    image runs, which is never stripped."""
+    image runs: the closure computed from it is never stripped (unless --no-protect says
+    so). ``explain``: image paths whose fate the plan's ``why`` describes."""
     n = len(sizes)
     groups = group_layers(sizes, media_types, options)
     kept = kept_layers(media_types, options)
@@ -48,8 +60,10 @@ def plan_image(sizes: Sequence[int], media_types: Sequence[str],
 
     recs = [indexes[i].entries for i in range(n)]
     stack = walk_stack(recs)
-    protected = protected_paths(stack.final, recs, config) if config is not None else set()
-    strips = decide_strips(stack, recs, kept, matcher, protected)
+    closure = image_closure(stack, indexes, config, options) \
+        if matcher is not None or explain else None
+    no_protect = [compile_glob(g) for g in options.no_protect]
+    strips = decide_strips(stack, recs, kept, matcher, closure or Closure(), no_protect)
     out: list[OutputLayer] = []
     lower = LowerPaths()
     for group in groups:
@@ -63,8 +77,13 @@ def plan_image(sizes: Sequence[int], media_types: Sequence[str],
                                              options))
         for j in group:
             lower.add_layer(recs[j])
-    return ImagePlan(out, strips.overrides, sorted(protected), stack.wasted, scanned=True,
-                     final=stack.final)
+    plan = ImagePlan(out, strips.overrides, sorted(closure or ()), stack.wasted, scanned=True,
+                     final=stack.final, forced=strips.forced,
+                     warnings=list(closure.warnings) if closure else [], closure=closure)
+    for path in explain:
+        plan.why[path] = explain_path(path, stack, recs, kept, matcher, strips,
+                                      closure or Closure(), plan)
+    return plan
 
 
 def unchanged_layer(i: int, sizes: Sequence[int], media_types: Sequence[str],
@@ -80,10 +99,18 @@ def unchanged_layer(i: int, sizes: Sequence[int], media_types: Sequence[str],
 
 
 def removable_bytes(media_types: Sequence[str], indexes: Mapping[int, LayerIndex],
-                    matcher: Matcher, config: Any | None, options: PlanOptions) -> int:
-    """Uncompressed file bytes ``matcher`` would remove from the image (for "what if" reports)."""
+                    matchers: Mapping[str, Matcher], config: Any | None, options: PlanOptions,
+                    closure: Closure | None = None) -> dict[str, int]:
+    """Uncompressed file bytes each matcher would remove from the image (for "what if"
+    reports); the closure (computed once unless given) protects as in a real run."""
     recs = [indexes[i].entries for i in range(len(media_types))]
     stack = walk_stack(recs)
-    protected = protected_paths(stack.final, recs, config) if config is not None else set()
-    strips = decide_strips(stack, recs, kept_layers(media_types, options), matcher, protected)
-    return sum(recs[j][o].size for (j, o) in strips.dropped if recs[j][o].kind == FILE)
+    if closure is None:
+        closure = image_closure(stack, indexes, config, options)
+    no_protect = [compile_glob(g) for g in options.no_protect]
+    kept = kept_layers(media_types, options)
+    out = {}
+    for name, matcher in matchers.items():
+        strips = decide_strips(stack, recs, kept, matcher, closure, no_protect)
+        out[name] = sum(recs[j][o].size for (j, o) in strips.dropped if recs[j][o].kind == FILE)
+    return out

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from slimmer.fs.closure import Closure
 from slimmer.fs.overlay import Overlay, Ref
 from slimmer.oci.layer import EntryKind
 from slimmer.oci.media import ZSTD, Compression
@@ -64,6 +65,8 @@ class PlanOptions:
     keep_base: bool = False
     compression: str = ZSTD.value      # zstd | gzip | none | keep
     level: int | None = None
+    keep: tuple[str, ...] = ()         # --keep globs: starting points of the closure too
+    no_protect: tuple[str, ...] = ()   # --no-protect globs: the closure yields to the rules
 
     def __post_init__(self) -> None:
         check_layer_options(self.merge, self.compression, self.base, self.merge_threshold)
@@ -72,7 +75,7 @@ class PlanOptions:
     def of(cls, options: SlimOptions) -> "PlanOptions":
         """The plan's part of the user's options."""
         return cls(options.merge, options.merge_threshold, options.base, options.keep_base,
-                   options.compression, options.level)
+                   options.compression, options.level, options.keep, options.no_protect)
 
     @property
     def keeps_compression(self) -> bool:
@@ -139,19 +142,32 @@ class Removal:
 @dataclass(frozen=True)
 class Override:
     """A strip rule that matched but was overruled: by a keep rule (``kept_by``) or because
-    the image needs the path (``kind`` PROTECTED)."""
+    the image needs the path (``kind`` PROTECTED, ``chain`` says why: the path, each parent
+    with its kind of link, the starting point)."""
 
     path: str
     rule: str
     kind: OverrideKind
     kept_by: str | None = None
+    chain: tuple[str, ...] = ()
 
     @property
     def reason(self) -> str:
         """The human reason, as the report shows it."""
         if self.kind == OverrideKind.KEEP_RULE:
             return f"kept by {self.kept_by}"
-        return "needed by the entrypoint"
+        return "needed: " + " <- ".join(self.chain) if self.chain else "needed by the image"
+
+
+@dataclass(frozen=True)
+class Forced:
+    """A path the image needs that a rule removes anyway because ``--no-protect PATTERN``
+    matches it (the report warns about each)."""
+
+    path: str
+    rule: str
+    pattern: str
+    chain: tuple[str, ...] = ()
 
 
 @dataclass
@@ -198,6 +214,10 @@ class ImagePlan:
     #: The input's final tree (path -> visible entry) the strip decisions were made on; None
     #: when nothing was scanned. The report's file tree is drawn from it (not printed).
     final: Overlay | None = field(default=None, repr=False, compare=False)
+    forced: list[Forced] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)   # the closure's, one line each
+    closure: Closure | None = None
+    why: dict[str, dict[str, Any]] = field(default_factory=dict)   # explained paths
 
     @property
     def removed(self) -> list[Removal]:
@@ -212,8 +232,11 @@ class ImagePlan:
                 "removed_files": len(ly.removed), "removed_bytes": ly.removed_bytes,
                 "whiteouts": ly.whiteouts, "reason": ly.reason,
             } for ly in self.layers],
-            "overrides": [{"path": o.path, "rule": o.rule, "reason": o.reason}
-                          for o in self.overrides],
+            "overrides": [{"path": o.path, "rule": o.rule, "reason": o.reason,
+                           "chain": list(o.chain)} for o in self.overrides],
+            "forced": [{"path": f.path, "rule": f.rule, "pattern": f.pattern,
+                        "chain": list(f.chain)} for f in self.forced],
             "protected": self.protected,
             "wasted": self.wasted,
+            "warnings": self.warnings,
         }

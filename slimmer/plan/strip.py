@@ -7,18 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from slimmer.fs.closure import Closure
 from slimmer.fs.index import Rec
 from slimmer.fs.overlay import Ref, ancestors
 from slimmer.fs.stack import Stack
+from slimmer.globs import Glob
 from slimmer.oci.layer import DIR, HARDLINK, META, OPAQUE, WHITEOUT
-from slimmer.plan.model import Override, OverrideKind
+from slimmer.plan.model import Forced, Override, OverrideKind
 from slimmer.profiles import Match, Matcher
 
 
 @dataclass
 class StripDecisions:
     """``dropped``: entry -> rule id; ``stripped``: final-tree path -> rule id; ``overrides``:
-    matches that a keep rule or the image's needs overruled, sorted by path."""
+    matches that a keep rule or the image's needs overruled, sorted by path; ``forced``:
+    needed paths removed because --no-protect says so."""
 
     dropped: dict[Ref, str] = field(default_factory=dict)
     stripped: dict[str, str] = field(default_factory=dict)
@@ -26,19 +29,34 @@ class StripDecisions:
     #: Directory entries a strip rule selects (whether or not they go): a rebuilt single
     #: layer writes them lazily, just before the first entry below them that stays.
     matched_dirs: set[Ref] = field(default_factory=set)
+    forced: list[Forced] = field(default_factory=list)
 
 
 class _Decider:
     """Matches entries of the stack against the rules."""
 
     def __init__(self, stack: Stack, recs: Sequence[Sequence[Rec]], kept: set[int],
-                 matcher: Matcher, protected: set[str]) -> None:
+                 matcher: Matcher, closure: Closure, no_protect: Sequence[Glob]) -> None:
         self.stack = stack
         self.recs = recs
         self.kept = kept
         self.matcher = matcher
-        self.protected = protected
+        self.closure = closure
+        self.no_protect = no_protect
         self.out = StripDecisions()
+
+    def protected(self, path: str, rule: str | None = None) -> bool:
+        """True if the closure keeps ``path``; a --no-protect match lifts that (and, when the
+        final-tree ``rule`` removes it, is recorded as forced)."""
+        if path not in self.closure:
+            return False
+        glob = next((g for g in self.no_protect if g.matches("/" + path)), None)
+        if glob is None:
+            return True
+        if rule is not None:
+            self.out.forced.append(Forced(path, rule, glob.pattern,
+                                          tuple(self.closure.chain(path))))
+        return False
 
     def match(self, path: str, rec: Rec, ref: Ref) -> Match | None:
         """The rule match of an entry; a hardlink is judged by the file it links to."""
@@ -66,16 +84,19 @@ class _Decider:
             if m.kept_by is not None:
                 out.overrides.append(Override(path, m.rule.id, OverrideKind.KEEP_RULE,
                                               m.kept_by.id))
-            elif path in self.protected:
-                out.overrides.append(Override(path, m.rule.id, OverrideKind.PROTECTED))
+            elif self.protected(path, m.rule.id):
+                out.overrides.append(Override(path, m.rule.id, OverrideKind.PROTECTED,
+                                              chain=tuple(self.closure.chain(path))))
             else:
                 out.stripped[path] = m.rule.id
         for path in sorted(dirs, key=lambda p: -p.count("/")):
             ref = final.entries[path]
             m = self.match(path, self.recs[ref[0]][ref[1]], ref)
-            if m is None or m.kept_by is not None or path in self.protected:
+            if m is None or m.kept_by is not None:
                 continue
-            if all(d in out.stripped for d in final.descendants(path) if d in final.entries):
+            if not all(d in out.stripped for d in final.descendants(path) if d in final.entries):
+                continue
+            if not self.protected(path, m.rule.id):
                 out.stripped[path] = m.rule.id
         for path, rule in out.stripped.items():
             out.dropped[final.entries[path]] = rule
@@ -112,19 +133,22 @@ class _Decider:
                 if rec.kind == DIR:
                     continue
                 m = self.match(rec.path, rec, ref)
-                if m is not None and m.kept_by is None and rec.path not in self.protected:
+                if m is not None and m.kept_by is None and not self.protected(rec.path):
                     out.dropped[ref] = m.rule.id
 
 
 def decide_strips(stack: Stack, recs: Sequence[Sequence[Rec]], kept: set[int],
-                  matcher: Matcher | None, protected: set[str]) -> StripDecisions:
+                  matcher: Matcher | None, closure: Closure,
+                  no_protect: Sequence[Glob] = ()) -> StripDecisions:
     """What the rules remove from the stack; nothing without a matcher. Entries of ``kept``
-    layers and ``protected`` paths are never removed."""
+    layers and paths of the ``closure`` are never removed, unless a ``no_protect`` glob
+    matches them: the closure wins over every strip rule, --no-protect over the closure."""
     if matcher is None:
         return StripDecisions()
-    decider = _Decider(stack, recs, kept, matcher, protected)
+    decider = _Decider(stack, recs, kept, matcher, closure, no_protect)
     decider.final_tree()
     decider.shadowed()
     decider.dirs()
     decider.out.overrides.sort(key=lambda o: o.path)
+    decider.out.forced.sort(key=lambda f: f.path)
     return decider.out

@@ -49,12 +49,16 @@ class ImageReport:
     removed: list[dict[str, Any]]
     wasted_bytes: int | None
     wasted_by_layer: list[int | None]
-    overrides: list[dict[str, str]]
+    overrides: list[dict[str, Any]]
     protected: list[str]
     other_profiles: dict[str, int] = field(default_factory=dict)
     #: The input's final filesystem by directory, bytes by fate, small entries folded
     #: (``report.tree``); None when nothing was scanned or the report is v1.
     tree: dict[str, Any] | None = None
+    #: needed paths removed anyway because --no-protect matched them
+    forced: list[dict[str, Any]] = field(default_factory=list)
+    #: paths asked about (``analyze(..., why=...)``, ``slim analyze --why``) -> their fate
+    why: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from slimmer.build.estimate import estimate_tar_size
 from slimmer.codec.result import LayerResult
@@ -47,10 +47,10 @@ def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] |
     largest = sorted(removed, key=lambda r: (-r.size, r.path))[:LARGEST]
     others: dict[str, int] = {}
     if indexes is not None and other_profiles:
-        for name, profile in other_profiles.items():
-            others[name] = removable_bytes(
-                [ly.descriptor.media_type for ly in image.layers],
-                indexes, Matcher([profile]), image.config, PlanOptions.of(options))
+        others = removable_bytes(
+            [ly.descriptor.media_type for ly in image.layers], indexes,
+            {name: Matcher([profile]) for name, profile in other_profiles.items()},
+            image.config, PlanOptions.of(options), plan.closure)
     wasted = None if any(w is None for w in plan.wasted) else sum(
         w for w in plan.wasted if w is not None)
     platform = image.platform
@@ -69,10 +69,14 @@ def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] |
                   "shadowed": r.shadowed}
                  for r in sorted(removed, key=lambda r: (r.path, r.layer))],
         wasted_bytes=wasted, wasted_by_layer=list(plan.wasted),
-        overrides=[{"path": o.path, "rule": o.rule, "reason": o.reason} for o in plan.overrides],
+        overrides=[{"path": o.path, "rule": o.rule, "reason": o.reason, "chain": list(o.chain)}
+                   for o in plan.overrides],
         protected=plan.protected, other_profiles=others,
         tree=build_tree(_fates(plan, indexes))
-        if plan.final is not None and indexes is not None else None)
+        if plan.final is not None and indexes is not None else None,
+        forced=[{"path": f.path, "rule": f.rule, "pattern": f.pattern, "chain": list(f.chain)}
+                for f in plan.forced],
+        why=dict(plan.why))
 
 
 def _fates(plan: ImagePlan, indexes: Mapping[int, LayerIndex]) -> Iterator[tuple[str, int, str]]:
@@ -96,3 +100,18 @@ def _fates(plan: ImagePlan, indexes: Mapping[int, LayerIndex]) -> Iterator[tuple
     for r in plan.removed:
         if r.shadowed:
             yield r.path, r.size, Fate.SHADOWED
+
+
+def plan_warnings(plan: ImagePlan, platform: str | None = None) -> list[str]:
+    """The warnings of one image's plan: the closure's, and one per --no-protect pattern
+    that removes needed paths (with the first of them and its chain)."""
+    where = f"{platform}: " if platform else ""
+    out = [where + w for w in plan.warnings]
+    by_pattern: dict[str, list[Any]] = {}
+    for f in plan.forced:
+        by_pattern.setdefault(f.pattern, []).append(f)
+    for pattern, items in by_pattern.items():
+        more = f" and {len(items) - 1} more" if len(items) > 1 else ""
+        out.append(f"{where}--no-protect {pattern}: removing /{items[0].path}{more} although "
+                   f"the image needs it ({' <- '.join(items[0].chain)})")
+    return out

@@ -135,7 +135,8 @@ def test_strip_and_keep_globs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("bad", [dict(merge="sometimes"), dict(compression="lz4"),
-                                 dict(level=40), dict(jobs=0), dict(platforms=("linux",))])
+                                 dict(level=40), dict(jobs=0), dict(platforms=("linux",)),
+                                 dict(no_protect=("/usr/lib/../x",))])
 def test_bad_options_are_usage_errors(tmp_path: Path, bad: dict[str, Any]) -> None:
     src = tmp_path / "src"
     write_layout(src, [tagged(make_image(src, LAYERS), "v1")])

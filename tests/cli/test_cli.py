@@ -47,6 +47,43 @@ def test_push_prints_report_and_writes_json(tmp_path: Path) -> None:
     assert doc["digest"] and doc["destination"] == f"oci:{tmp_path}/o:v"
 
 
+def test_analyze_why_explains_paths_and_agrees_with_push(tmp_path: Path) -> None:
+    """--why prints one line per path; push protects exactly what analyze said."""
+    r = CliRunner().invoke(main, ["analyze", f"oci:{EXAMPLE}:latest", "--strip", "/usr/local/**",
+                                  "--why", "/usr/local/lib/python3.11/os.py",
+                                  "--why", "/var/cache/apt/pkgcache.bin", "--why", "/nope"])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines() == [
+        "/usr/local/lib/python3.11/os.py: kept: rule user.strip.1 matches it, but the image "
+        "needs it: usr/local/lib/python3.11/os.py <- usr/local/bin/python3 (interpreter "
+        "start-up) <- app/main.py (shebang) <- Entrypoint",
+        "/var/cache/apt/pkgcache.bin: removed by rule caches.apt-archives",
+        "/nope: not in the image"]
+    r = CliRunner().invoke(main, ["analyze", f"oci:{EXAMPLE}:latest", "--strip", "/usr/local/**",
+                                  "--json", "-"])
+    analyzed = json.loads(r.output)["images"][0]
+    r = CliRunner().invoke(main, ["push", f"oci:{EXAMPLE}:latest", f"oci:{tmp_path}/o:v",
+                                  "--strip", "/usr/local/**", "--json", str(tmp_path / "r.json")])
+    assert r.exit_code == 0, r.output
+    pushed = json.loads((tmp_path / "r.json").read_text())["images"][0]
+    assert pushed["protected"] == analyzed["protected"]
+    assert pushed["overrides"] == analyzed["overrides"]
+    assert "kept /usr/local/bin/python3: rule user.strip.1 overridden (needed: " in r.output
+
+
+def test_no_protect_removes_with_a_warning(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["push", f"oci:{EXAMPLE}:latest", f"oci:{tmp_path}/o:v",
+                                  "--strip", "/usr/local/**", "--no-protect", "/usr/local/lib/**",
+                                  "--json", str(tmp_path / "r.json")])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert [f["path"] for f in doc["images"][0]["forced"]] == ["usr/local/lib/python3.11/os.py"]
+    assert ("warning: --no-protect /usr/local/lib/**: removing /usr/local/lib/python3.11/os.py "
+            "although the image needs it (usr/local/lib/python3.11/os.py <- ") in r.output
+    r = CliRunner().invoke(main, ["analyze", f"oci:{EXAMPLE}:latest", "--no-protect", "/a/../b"])
+    assert r.exit_code == 2 and "--no-protect" in r.output
+
+
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["push", "docker-archive:x.tar", f"oci:{tmp_path}/o"])
     assert r.exit_code == 2

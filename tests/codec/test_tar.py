@@ -44,6 +44,42 @@ def test_copy_is_byte_identical_up_to_end_marker() -> None:
     assert out.getvalue() == data[:reader.end_offset]
 
 
+def test_watch_sees_the_data_however_it_is_consumed() -> None:
+    """A watcher gets each entry's data (not its padding) whether another caller copies it,
+    reads part of it, or leaves it to be skipped; the copy is unchanged and the hash too."""
+    big = os.urandom(3 * 1024 * 1024 + 7)
+    data = make_tar([("file", "copied", big), ("file", "skipped", b"s" * 1500),
+                     ("file", "small", b"tiny"), ("file", "unwatched", b"u" * 700)])
+    seen: dict[str, bytearray] = {}
+    out = io.BytesIO()
+    reader = TarReader(io.BytesIO(data), "t", hashing=True)
+    for e in reader:
+        if e.path != "unwatched":
+            seen[e.path] = bytearray()
+            reader.watch(seen[e.path].extend)
+        if e.path in ("copied", "small"):
+            out.write(e.header)
+            reader.copy_data(out.write)
+    assert bytes(seen["copied"]) == big and bytes(seen["skipped"]) == b"s" * 1500
+    assert bytes(seen["small"]) == b"tiny" and "unwatched" not in seen
+    plain = TarReader(io.BytesIO(data), "t", hashing=True)
+    for _ in plain:
+        pass
+    assert reader.diff_id() == plain.diff_id()
+    copied = io.BytesIO()
+    r2 = TarReader(io.BytesIO(data), "t")
+    for e in r2:
+        if e.path in ("copied", "small"):
+            copied.write(e.header)
+            r2.copy_data(copied.write)
+    assert out.getvalue() == copied.getvalue()
+    with pytest.raises(RuntimeError):
+        r3 = TarReader(io.BytesIO(data), "t")
+        next(iter(r3))
+        r3.copy_data(lambda b: None)
+        r3.watch(lambda b: None)
+
+
 def test_pax_fields_long_names_xattrs_big_ids() -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:

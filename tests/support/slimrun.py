@@ -15,13 +15,18 @@ from support.memimage import MemSink, MemSource
 
 def run(tars: Sequence[bytes], options: PlanOptions, matcher: Any = None,
         config: dict[str, Any] | None = None, sniff: Any = None,
-        history: list[dict[str, Any]] | None = None) -> tuple[MemSink, Any]:
+        history: list[dict[str, Any]] | None = None,
+        explain: Sequence[str] = ()) -> tuple[MemSink, Any]:
+    """Plan and build; the closure's facts are collected when something may be stripped,
+    as ``slimmer.slim`` does."""
     src = MemSource(tars, config, history=history)
     image = src.image
-    indexes = {i: scan_layer(ly, sniff, 0, 4096) for i, ly in enumerate(image.layers)}
+    facts = matcher is not None or bool(explain)
+    indexes = {i: scan_layer(ly, sniff, 0, 4096, closure_facts=facts)
+               for i, ly in enumerate(image.layers)}
     plan = plan_image([ly.descriptor.size for ly in image.layers],
                       [ly.descriptor.media_type for ly in image.layers],
-                      indexes, matcher, image.config, options)
+                      indexes, matcher, image.config, options, explain)
     sink = MemSink()
     results = [build_layer(out, image.layers, sink) for out in plan.layers]
     cfg = sink.put_manifest(build_config(image, plan, results), config_media_type(image, results))
