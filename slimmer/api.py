@@ -26,7 +26,7 @@ from slimmer.plan.image import plan_image
 from slimmer.plan.model import PASSTHROUGH, RECOMPRESS, ImagePlan, OutputLayer, PlanOptions
 from slimmer.profiles import SNIFF_BYTES, Matcher, Profile, builtin_profiles, select_profiles
 from slimmer.report.model import Report
-from slimmer.report.summary import image_report
+from slimmer.report.summary import cuda_warnings, image_report
 from slimmer.transports import open_sink, open_source
 from slimmer.trust.options import TrustOptions
 
@@ -54,9 +54,10 @@ def _matcher(options: SlimOptions) -> tuple[list[Profile], Matcher | None]:
 
 
 def _scan_all(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher | None,
-              job: _Job) -> list[dict[int, LayerIndex] | None]:
+              job: _Job, cuda: bool = False) -> list[dict[int, LayerIndex] | None]:
     """Scan every layer of the images that need it, each distinct digest once, in parallel.
-    File heads are sniffed only when ``matcher`` has content rules."""
+    File heads are sniffed only when ``matcher`` has content rules; ELF files are searched
+    for fat binaries only with ``cuda``."""
     sniff = None
     sniff_min = 0
     if matcher is not None and matcher.needs_content():
@@ -70,7 +71,8 @@ def _scan_all(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher 
         for layer in image.layers:
             d = layer.descriptor.digest
             if d not in futures:
-                futures[d] = job.pool.submit(scan_layer, layer, sniff, sniff_min, SNIFF_BYTES)
+                futures[d] = job.pool.submit(scan_layer, layer, sniff, sniff_min, SNIFF_BYTES,
+                                             cuda)
     total = len(futures)
     finished = [0]
 
@@ -99,8 +101,9 @@ def _plan_all(root: Root, options: SlimOptions, matcher: Matcher | None, job: _J
         sizes = [ly.descriptor.size for ly in image.layers]
         types = [ly.descriptor.media_type for ly in image.layers]
         merged = any(len(g) > 1 for g in group_layers(sizes, types, popts))
-        needed.append(force_scan or matcher is not None or merged)
-    indexes = _scan_all(root.images, needed, sniff_matcher or matcher, job)
+        needed.append(force_scan or matcher is not None or merged or bool(options.cuda_arch))
+    indexes = _scan_all(root.images, needed, sniff_matcher or matcher, job,
+                        bool(options.cuda_arch))
     plans = []
     for image, idx in zip(root.images, indexes):
         plans.append(plan_image([ly.descriptor.size for ly in image.layers],
@@ -141,7 +144,7 @@ def analyze(source: str | Source, options: SlimOptions | None = None, *,
     images = [image_report(image, plan, None, idx, others, options)
               for image, plan, idx in zip(root.images, plans, indexes)]
     return Report("analyze", src.name, None, root.descriptor.digest, None, images,
-                  [p.name for p in profiles], _warnings(profiles, root))
+                  [p.name for p in profiles], _warnings(profiles, root) + cuda_warnings(plans))
 
 
 def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = None, *,
@@ -202,7 +205,8 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     images = [image_report(image, plan, res, idx, others, options, manifest=m)
               for image, plan, res, idx, m in zip(root.images, plans, results, indexes, manifests)]
     report = Report("push", src.name, sink.name, root.descriptor.digest, top.digest, images,
-                    [p.name for p in profiles], _warnings(profiles, root), verified)
+                    [p.name for p in profiles],
+                    _warnings(profiles, root) + cuda_warnings(plans), verified)
     if trust is not None:
         report.attachments = remote.publish(report, sink, top, trust, src, options, registry)
     return report

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any, Sequence
 
 from slimmer.errors import UsageError
+from slimmer.gpu.arch import parse_gpus
 from slimmer.oci.digest import sha256_digest
 from slimmer.oci.media import GZIP, NONE, ZSTD, Compression
 from slimmer.oci.model import dump_json
@@ -62,6 +63,8 @@ class SlimOptions:
     compression: str = ZSTD.value
     level: int | None = None
     jobs: int | None = None                   # parallel layers; None: all cores
+    cuda_arch: tuple[str, ...] = ()           # GPUs (sm_90, h100, comma lists); empty: all
+    no_ptx: bool = False                      # with cuda_arch: drop PTX too
 
     def check(self) -> "SlimOptions":
         """These options, or UsageError naming the first invalid one."""
@@ -72,13 +75,19 @@ class SlimOptions:
                 raise UsageError(f"--level for {self.compression} must be {lo}..{hi}")
         if self.jobs is not None and self.jobs < 1:
             raise UsageError("--jobs must be at least 1")
+        parse_gpus(self.cuda_arch)
+        if self.no_ptx and not self.cuda_arch:
+            raise UsageError("--no-ptx needs --cuda-arch")
         return self
 
 
 #: How each SlimOptions field enters ``options_digest``. Every field must be in exactly one
 #: of these (a test enforces it), so a new option cannot silently be left out of the digest.
 DIGESTED_FIELDS = ("strip", "keep", "platforms", "merge", "merge_threshold", "base",
-                   "keep_base", "compression", "level")
+                   "keep_base", "compression", "level", "cuda_arch", "no_ptx")
+#: Digested fields added after OUTPUT_FORMAT 1: they enter the digest only when set, so the
+#: digests of options without them stay what earlier versions wrote.
+LATER_FIELDS = {"cuda_arch": (), "no_ptx": False}
 #: Enter the digest as the content of the rules they select, not as names or paths.
 RULE_FIELDS = ("profiles", "profile_files")
 #: Do not change the output bytes.
@@ -92,8 +101,12 @@ def options_digest(options: SlimOptions, profiles: Sequence[Any]) -> str:
                            "profiles": [[p.name, repr(p.rules)] for p in profiles]}
     for name in DIGESTED_FIELDS:
         value = getattr(options, name)
+        if name in LATER_FIELDS and value == LATER_FIELDS[name]:
+            continue
         if name == "platforms":
             value = sorted(value)
+        elif name == "cuda_arch":     # h100 and sm_90 give the same bytes
+            value = [g.name for g in parse_gpus(value)]
         elif isinstance(value, tuple):
             value = list(value)
         doc[name] = value

@@ -10,6 +10,7 @@ from typing import Callable
 
 from slimmer.codec.layerstream import open_layer_tar
 from slimmer.codec.tarread import TarReader
+from slimmer.fs.cuda import index_cuda
 from slimmer.fs.index import LayerIndex, Rec
 from slimmer.oci.digest import short
 from slimmer.oci.image import Layer
@@ -20,8 +21,9 @@ SHEBANG_MAX = 256
 
 
 def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
-               sniff_bytes: int = 0) -> LayerIndex:
-    """Read a layer once and index it; verifies blob digest and diff_id on the way."""
+               sniff_bytes: int = 0, cuda: bool = False) -> LayerIndex:
+    """Read a layer once and index it; verifies blob digest and diff_id on the way.
+    ``cuda``: also find the fat binaries of ELF files (``Rec.cuda``)."""
     what = f"reading layer {short(layer.descriptor.digest)}"
     with open_layer_tar(layer, what, hash_in_caller=True) as (stream, tar_stream, compression):
         reader = TarReader(stream, what)
@@ -38,6 +40,8 @@ def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
                     head = reader.head(SHEBANG_MAX)
                     if head.startswith(b"#!"):
                         rec.shebang = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace")
+                if cuda and e.typeflag != b"S":
+                    rec.cuda = index_cuda(reader, e.size)
             entries.append(rec)
         while stream.read(1 << 20):
             pass

@@ -20,12 +20,14 @@ from slimmer.plan.model import (
     REBUILD,
     RELINK,
     RENAME,
+    REWRITE,
     LayerReason,
     Op,
     OutputLayer,
     PlanOptions,
     PreambleEntry,
     Removal,
+    Rewrite,
     Whiteout,
 )
 from slimmer.plan.strip import StripDecisions
@@ -100,8 +102,10 @@ class GroupPlanner:
 
     def __init__(self, group: tuple[int, ...], recs: Sequence[Sequence[Rec]],
                  indexes: Mapping[int, LayerIndex], stack: Stack, strips: StripDecisions,
-                 lower: LowerPaths, options: PlanOptions) -> None:
+                 lower: LowerPaths, options: PlanOptions,
+                 rewrites: Mapping[Ref, Rewrite] | None = None) -> None:
         self.group = group
+        self.rewrites = rewrites or {}
         self.in_group = set(group)
         self.recs = recs
         self.indexes = indexes
@@ -123,7 +127,9 @@ class GroupPlanner:
         removed, dropped_any = self._removals()
         whiteouts, stripped_here = self._whiteouts()
         links = self._links()
-        if not (len(self.group) > 1 or dropped_any or stripped_here or links.changed):
+        rewritten = any(ref[0] in self.in_group for ref in self.rewrites)
+        if not (len(self.group) > 1 or dropped_any or stripped_here or links.changed
+                or rewritten):
             return None
         preamble: list[PreambleEntry] = []
         for wh in whiteouts:
@@ -258,15 +264,20 @@ class GroupPlanner:
                 ops[o] = self._dir_op(ref, rec)
             elif ref in links.moved_to:                 # data re-emitted under a link's name
                 new_path = links.moved_to[ref]
-                ops[o] = Op(RENAME, tuple(self._hoist(new_path)), path=new_path)
+                ops[o] = Op(RENAME, tuple(self._hoist(new_path)), path=new_path,
+                            rewrite=self.rewrites.get(ref))
             elif self.survivors.get(rec.path) != ref or ref in links.moved_links:
                 ops[o] = DROP_OP
             else:
                 before = tuple(self._hoist(rec.path))
                 if ref in links.fetches:
-                    ops[o] = Op(FETCH, before, path=rec.path, src=links.fetches[ref])
+                    src = links.fetches[ref]
+                    ops[o] = Op(FETCH, before, path=rec.path, src=src,
+                                rewrite=self.rewrites.get(src))
                 elif ref in links.relinks:
                     ops[o] = Op(RELINK, before, linkname=links.relinks[ref])
+                elif ref in self.rewrites:
+                    ops[o] = Op(REWRITE, before, rewrite=self.rewrites[ref])
                 else:
                     ops[o] = Op(COPY, before) if before else COPY_OP
         return ops

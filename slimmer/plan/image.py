@@ -16,6 +16,7 @@ from slimmer.fs.protect import protected_paths
 from slimmer.fs.stack import walk_stack
 from slimmer.oci.layer import FILE
 from slimmer.oci.media import FOREIGN_LAYER_TYPES, layer_compression
+from slimmer.plan.cuda import decide_rewrites
 from slimmer.plan.emit import GroupPlanner, LowerPaths
 from slimmer.plan.grouping import group_layers, kept_layers
 from slimmer.plan.model import (
@@ -40,8 +41,8 @@ def plan_image(sizes: Sequence[int], media_types: Sequence[str],
     groups = group_layers(sizes, media_types, options)
     kept = kept_layers(media_types, options)
     if indexes is None:
-        if matcher is not None or any(len(g) > 1 for g in groups):
-            raise ValueError("stripping or merging needs layer indexes")
+        if matcher is not None or options.cuda_arch or any(len(g) > 1 for g in groups):
+            raise ValueError("stripping, merging or --cuda-arch needs layer indexes")
         layers = [unchanged_layer(g[0], sizes, media_types, None, options) for g in groups]
         return ImagePlan(layers, [], [], [None] * n, scanned=False)
 
@@ -49,18 +50,20 @@ def plan_image(sizes: Sequence[int], media_types: Sequence[str],
     stack = walk_stack(recs)
     protected = protected_paths(stack.final, recs, config) if config is not None else set()
     strips = decide_strips(stack, recs, kept, matcher, protected)
+    rewrites, cuda = decide_rewrites(stack, recs, kept, set(strips.dropped), options)
     out: list[OutputLayer] = []
     lower = LowerPaths()
     for group in groups:
         layer = None
         if not (len(group) == 1 and group[0] in kept):
             layer = GroupPlanner(group, recs, indexes, stack, strips, lower,
-                                 options).plan(sizes)
+                                 options, rewrites).plan(sizes)
         out.append(layer or unchanged_layer(group[0], sizes, media_types, indexes[group[0]],
                                              options))
         for j in group:
             lower.add_layer(recs[j])
-    return ImagePlan(out, strips.overrides, sorted(protected), stack.wasted, scanned=True)
+    return ImagePlan(out, strips.overrides, sorted(protected), stack.wasted, scanned=True,
+                     cuda=cuda)
 
 
 def unchanged_layer(i: int, sizes: Sequence[int], media_types: Sequence[str],

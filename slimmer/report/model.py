@@ -49,6 +49,9 @@ class ImageReport:
     overrides: list[dict[str, str]]
     protected: list[str]
     other_profiles: dict[str, int] = field(default_factory=dict)
+    #: With --cuda-arch: one object per file with CUDA fat binaries, and the totals.
+    cuda: list[dict[str, Any]] = field(default_factory=list)
+    cuda_summary: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

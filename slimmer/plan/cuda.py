@@ -1,0 +1,96 @@
+"""``--cuda-arch``: which GPU code each file with CUDA fat binaries keeps.
+
+For every container of every such file, ``gpu.arch.choose`` keeps, per listed GPU, the cubin
+the CUDA runtime would load on it and the newest PTX it could compile (unless ``--no-ptx``);
+everything else is dropped from the container. A file is left as it is when its fat binaries
+did not parse (``CudaFile.problem``), when a listed GPU would find no code it can use in one
+of its containers (the library would not work there after pruning, so it is not pruned: the
+report flags it), when nothing would be dropped, or when its layer is passed through.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from slimmer.fs.index import Rec
+from slimmer.fs.overlay import Ref, ancestors
+from slimmer.fs.stack import Stack
+from slimmer.gpu.arch import Gpu, choose, parse_gpus
+from slimmer.gpu.model import CudaFile, FatbinContainer
+from slimmer.oci.layer import FILE
+from slimmer.plan.model import ContainerEdit, CudaLibrary, CudaStatus, PlanOptions, Rewrite
+
+
+def decide_rewrites(stack: Stack, recs: Sequence[Sequence[Rec]], kept: set[int],
+                    dropped: set[Ref], options: PlanOptions
+                    ) -> tuple[dict[Ref, Rewrite], list[CudaLibrary]]:
+    """The rewrites of the stack's CUDA files, and a report line per file (by path, layer)."""
+    rewrites: dict[Ref, Rewrite] = {}
+    libraries: list[CudaLibrary] = []
+    if not options.cuda_arch:
+        return rewrites, libraries
+    gpus = parse_gpus(options.cuda_arch)
+    sites = {p.rpartition("/")[0] for p in stack.final.entries if p.endswith(".dist-info")}
+    for j, layer in enumerate(recs):
+        for o, rec in enumerate(layer):
+            cuda = rec.cuda
+            if cuda is None or rec.kind != FILE or (j, o) in dropped:
+                continue
+            rewrite, line = judge(rec, cuda, gpus, not options.no_ptx)
+            shadowed = (j, o) not in stack.final_refs
+            listed = any(a in sites for a in ancestors(rec.path))
+            if j in kept:
+                line = CudaLibrary(rec.path, j, rec.size, line.code_before, line.code_before,
+                                   line.kept + line.dropped, (), CudaStatus.KEPT_LAYER,
+                                   "layer passed through unchanged", shadowed, listed)
+            else:
+                line = CudaLibrary(rec.path, j, rec.size, line.code_before, line.code_after,
+                                   line.kept, line.dropped, line.status, line.detail, shadowed,
+                                   listed)
+                if rewrite is not None:
+                    rewrites[(j, o)] = rewrite
+            libraries.append(line)
+    libraries.sort(key=lambda c: (c.path, c.layer))
+    return rewrites, libraries
+
+
+def judge(rec: Rec, cuda: CudaFile, gpus: Sequence[Gpu], ptx: bool
+          ) -> tuple[Rewrite | None, CudaLibrary]:
+    """The rewrite of one file (None: left as it is) and its report line."""
+    before = cuda.code_bytes
+    every = _labels(cuda.containers)
+    if cuda.problem is not None:
+        return None, CudaLibrary(rec.path, 0, rec.size, before, before, every, (),
+                                 CudaStatus.MALFORMED, cuda.problem)
+    edits: list[ContainerEdit] = []
+    kept_labels: set[str] = set()
+    dropped_labels: set[str] = set()
+    unserved: dict[Gpu, int] = {}
+    for box in cuda.containers:
+        choice = choose([(e.is_cubin, e.arch) for e in box.entries], gpus, ptx)
+        for gpu in choice.unserved:
+            unserved[gpu] = unserved.get(gpu, 0) + 1
+        for i, e in enumerate(box.entries):
+            (kept_labels if i in choice.keep else dropped_labels).add(e.label)
+        if len(choice.keep) < len(box.entries):
+            edits.append(ContainerEdit(box.offset, box.size, tuple(
+                (e.offset, e.size) for i, e in enumerate(box.entries) if i in choice.keep)))
+    if unserved:
+        detail = "; ".join(f"no cubin or usable PTX for {g} in {n} of {len(cuda.containers)} "
+                           "containers" for g, n in sorted(unserved.items()))
+        return None, CudaLibrary(rec.path, 0, rec.size, before, before, every, (),
+                                 CudaStatus.NO_CODE, detail)
+    if not edits:
+        return None, CudaLibrary(rec.path, 0, rec.size, before, before, every, (),
+                                 CudaStatus.ALL_NEEDED)
+    rewrite = Rewrite(rec.size, tuple(edits))
+    return rewrite, CudaLibrary(rec.path, 0, rec.size, before, before - rewrite.blanked,
+                                tuple(sorted(kept_labels)),
+                                tuple(sorted(dropped_labels - kept_labels)), CudaStatus.PRUNED)
+
+
+def _labels(boxes: Iterable[FatbinContainer]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    for box in boxes:
+        seen.update(e.label for e in box.entries)
+    return tuple(sorted(seen))
