@@ -44,13 +44,14 @@ _START = HEADER_SIZE + ENTRY_BASE
 class _Open:
     """A container being walked."""
 
-    __slots__ = ("offset", "end", "entries", "problem")
+    __slots__ = ("offset", "end", "entries", "problem", "zeros_to")
 
     def __init__(self, offset: int, end: int) -> None:
         self.offset = offset
         self.end = end
         self.entries: list[FatbinEntry] = []
         self.problem: str | None = None
+        self.zeros_to = end     # only zero bytes follow the container up to here
 
 
 class _Capture:
@@ -94,18 +95,22 @@ class FatbinScanner:
         self._start = 0              # file offset of what _hdr holds
         self._tail = b""             # up to 3 bytes before pos, for a magic across chunks
         self._open: _Open | None = None
+        self._last: _Open | None = None    # the container closed last
+        self._dirty: int | None = None     # first non-zero byte after it, once seen
         self.containers: list[_Open] = []
 
     # -- feeding ---------------------------------------------------------------------------
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
         view = memoryview(chunk).cast("B")
-        for cap in (self._table, self._names, self._late_names):
-            if cap is not None and not cap.complete:
+        for cap in (self._table, self._names):
+            if not cap.complete:
                 cap.take(view, self.pos)
-        self._process(view, self.pos)
-        self.pos += len(view)
         if self._late_names is None and self._table.complete:
             self._plan_late_names()
+        if self._late_names is not None and not self._late_names.complete:
+            self._late_names.take(view, self.pos)
+        self._process(view, self.pos)
+        self.pos += len(view)
 
     def _process(self, view: memoryview, base: int) -> None:
         i, n = 0, len(view)
@@ -139,12 +144,25 @@ class FatbinScanner:
         j = data.find(MAGIC_BYTES)
         while j >= 0 and (first + j) % ALIGN:
             j = data.find(MAGIC_BYTES, j + 1)
+        self._watch_zeros(data, first, len(data) if j < 0 else j)
         if j < 0:
             self._tail = data[-3:]
             return len(view)
         head = data[j:j + _START]
         self._begin(first + j, head)
         return first + j + len(head) - base
+
+    def _watch_zeros(self, data: bytes, first: int, end: int) -> None:
+        """Note the first non-zero byte after the last container (zero padding between
+        containers, as pruning leaves it, is allowed)."""
+        if self._last is None or self._dirty is not None:
+            return
+        lo = max(0, self._last.end - first)
+        if lo < end:
+            run = data[lo:end]
+            nonzero = len(run) - len(run.lstrip(b"\0"))
+            if nonzero < len(run):
+                self._dirty = first + lo + nonzero
 
     def _begin(self, offset: int, head: bytes) -> None:
         self._start = offset
@@ -175,6 +193,8 @@ class FatbinScanner:
             # Not a container: look again from the byte after the magic.
             self._process(memoryview(data)[1:], offset + 1)
             return
+        if self._last is not None:
+            self._last.zeros_to = offset if self._dirty is None else min(offset, self._dirty)
         self._open = _Open(offset, offset + HEADER_SIZE + fat)
         self.containers.append(self._open)
         self._add_entry(entry, offset + HEADER_SIZE)
@@ -206,6 +226,7 @@ class FatbinScanner:
         left = box.end - at
         if left == 0:
             self._open = None
+            self._last, self._dirty = box, None
         elif left < ENTRY_BASE:
             self._fail(f"{left} stray bytes at the end of the container at {box.offset:#x}", at)
         else:
@@ -226,7 +247,7 @@ class FatbinScanner:
         table = self._table.get(self._table.start, self._table.end)
         assert table is not None
         sec = parse_section_table(table, self.elf.shnum)[self.elf.shstrndx]
-        if sec.offset >= self.pos and sec.offset + sec.size <= self.size:
+        if sec.offset >= self._table.end and sec.offset + sec.size <= self.size:
             self._late_names = _Capture(sec.offset, sec.offset + sec.size)
         else:
             self._late_names = _Capture(0, 0)
@@ -238,6 +259,8 @@ class FatbinScanner:
         table = self._table.get(self._table.start, self._table.end)
         if table is None or self.pos != self.size:
             return None
+        if self._last is not None:
+            self._last.zeros_to = self.size if self._dirty is None else self._dirty
         sections = parse_section_table(table, self.elf.shnum)
         names_sec = sections[self.elf.shstrndx]
         names = None
@@ -264,15 +287,15 @@ class FatbinScanner:
         for sec in fat:
             end = sec.offset + sec.size
             inside = [c for c in self.containers if sec.offset <= c.offset < end]
-            at = sec.offset
+            at, zeros_to = sec.offset, sec.offset
             for c in inside:
-                if c.offset != at or c.end > end:
+                if not at <= c.offset <= max(at, zeros_to) or c.end > end:
                     problem = problem or (f"{sec.name} at {sec.offset:#x}: not one run of "
                                           f"containers (gap or overlap at {at:#x})")
                 problem = problem or c.problem
                 kept.append(FatbinContainer(c.offset, c.end - c.offset, tuple(c.entries)))
-                at = c.end
-            if end - at >= ALIGN or not inside:
+                at, zeros_to = c.end, c.zeros_to
+            if (end - at >= ALIGN and zeros_to < end) or not inside:
                 problem = problem or (f"{sec.name} at {sec.offset:#x}: {end - at} bytes "
                                       "that are not fat binary containers")
         return CudaFile(found, tuple(kept), problem)

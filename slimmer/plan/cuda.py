@@ -30,11 +30,13 @@ def decide_rewrites(stack: Stack, recs: Sequence[Sequence[Rec]], kept: set[int],
     if not options.cuda_arch:
         return rewrites, libraries
     gpus = parse_gpus(options.cuda_arch)
-    sites = {p.rpartition("/")[0] for p in stack.final.entries if p.endswith(".dist-info")}
+    sites = {p.rsplit("/", 2)[0] for p in stack.final.entries
+             if p.endswith(".dist-info/RECORD") and p.count("/") >= 2}
+    linked = set(stack.link_src.values())   # a stripped file's data may live on in a link
     for j, layer in enumerate(recs):
         for o, rec in enumerate(layer):
             cuda = rec.cuda
-            if cuda is None or rec.kind != FILE or (j, o) in dropped:
+            if cuda is None or rec.kind != FILE or ((j, o) in dropped and (j, o) not in linked):
                 continue
             rewrite, line = judge(rec, cuda, gpus, not options.no_ptx)
             shadowed = (j, o) not in stack.final_refs
