@@ -30,6 +30,7 @@ from support.fatbins import FIXTURE, container, cubin, cuda_elf
 from support.layoututil import blob_path, config_doc, put_blob, sha256, tagged, write_layout
 
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 LIB = FIXTURE.read_bytes()
 SITE = "usr/lib/python3/site-packages"
 BLACKWELL = cuda_elf(container([cubin(100), cubin(120)]), text=b"\x90" * 8192)
@@ -61,6 +62,17 @@ def layer(files: list[tuple[str, bytes | str]]) -> bytes:
     return buf.getvalue()
 
 
+def write_image(path: Path, tars: list[bytes]) -> None:
+    """An OCI layout at ``path`` with one image of the gzip-compressed ``tars``, tagged v1."""
+    layers = [{"mediaType": OCI_LAYER, **put_blob(path, gzip.compress(t, mtime=0))} for t in tars]
+    config = json.dumps(config_doc([sha256(t) for t in tars])).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST,
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      **put_blob(path, config)},
+                           "layers": layers}).encode()
+    write_layout(path, [tagged({"mediaType": MANIFEST, **put_blob(path, manifest)}, "v1")])
+
+
 def make_layout(path: Path) -> None:
     tars = [layer([("usr/lib/libbase.so", LIB)]),
             layer([("opt/app/libfixture.so", LIB), ("opt/app/libfixture.so.1",
@@ -69,15 +81,7 @@ def make_layout(path: Path) -> None:
                    ("opt/app/libblackwell.so", BLACKWELL),
                    (f"{SITE}/pkg/libpkg.so", LIB),
                    (f"{SITE}/pkg-1.0.dist-info/RECORD", b"pkg/libpkg.so,sha256=x,56256\n")])]
-    layers = [{"mediaType": OCI_LAYER, **put_blob(path, gzip.compress(t, mtime=0))} for t in tars]
-    config = json.dumps(config_doc([sha256(t) for t in tars])).encode()
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest"
-                           ".v1+json", "config": {"mediaType": "application/vnd.oci.image."
-                                                  "config.v1+json", **put_blob(path, config)},
-                           "layers": layers}).encode()
-    desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-            **put_blob(path, manifest)}
-    write_layout(path, [tagged(desc, "v1")])
+    write_image(path, tars)
 
 
 def files_of(layout: Path) -> dict[str, bytes | str]:
@@ -247,14 +251,7 @@ def test_hardlink_data_moved_or_fetched_is_pruned_too(tmp_path: Path) -> None:
     tars = [layer([("lib/a.so", LIB)]),
             layer([("lib/b.so", LIB), ("lib/b.so.1", "lib/b.so"), ("lib/a.so.1", "lib/a.so")])]
     src = tmp_path / "src"
-    layers = [{"mediaType": OCI_LAYER, **put_blob(src, gzip.compress(t, mtime=0))} for t in tars]
-    config = json.dumps(config_doc([sha256(t) for t in tars])).encode()
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest"
-                           ".v1+json", "config": {"mediaType": "application/vnd.oci.image."
-                                                  "config.v1+json", **put_blob(src, config)},
-                           "layers": layers}).encode()
-    write_layout(src, [tagged({"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                               **put_blob(src, manifest)}, "v1")])
+    write_image(src, tars)
     report = slimmer.slim(f"oci:{src}:v1", f"oci:{tmp_path / 'out'}:v1",
                           SlimOptions(profiles=("none",), strip=("/lib/a.so", "/lib/b.so"),
                                       merge="none", cuda_arch=("sm_90",), compression="gzip"))
