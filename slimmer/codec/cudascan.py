@@ -69,6 +69,7 @@ class _Capture:
         return len(self.data) == self.end - self.start
 
     def take(self, chunk: memoryview, pos: int) -> None:
+        """Keep the part of ``chunk`` (file offset ``pos``) in the range."""
         lo, hi = max(self.start, pos), min(self.end, pos + len(chunk))
         if lo < hi:
             self.data += chunk[lo - pos:hi - pos]
@@ -101,7 +102,8 @@ class FatbinScanner:
 
     # -- feeding ---------------------------------------------------------------------------
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
-        view = memoryview(chunk).cast("B")
+        data = chunk if isinstance(chunk, bytes) else bytes(chunk)   # one copy at most
+        view = memoryview(data)
         for cap in (self._table, self._names):
             if not cap.complete:
                 cap.take(view, self.pos)
@@ -109,11 +111,11 @@ class FatbinScanner:
             self._plan_late_names()
         if self._late_names is not None and not self._late_names.complete:
             self._late_names.take(view, self.pos)
-        self._process(view, self.pos)
-        self.pos += len(view)
+        self._process(data, self.pos)
+        self.pos += len(data)
 
-    def _process(self, view: memoryview, base: int) -> None:
-        i, n = 0, len(view)
+    def _process(self, data: bytes, base: int) -> None:
+        i, n = 0, len(data)
         while i < n:
             if self._skip:
                 k = min(self._skip, n - i)
@@ -123,40 +125,52 @@ class FatbinScanner:
                     self._entry_done(base + i)
             elif self._need:
                 k = min(self._need, n - i)
-                self._hdr += view[i:i + k]
+                self._hdr += data[i:i + k]
                 self._need -= k
                 i += k
                 if not self._need:
                     self._collected(base + i)
             else:
-                i = self._search(view, i, base)
+                i = self._search(data, i, base)
 
-    def _search(self, view: memoryview, i: int, base: int) -> int:
-        """Look for a container magic from ``view[i]``; returns where to go on."""
-        at = base + i
-        if not self._tail and at % ALIGN == 0 and view[i:i + 4] == MAGIC_BYTES:
-            head = bytes(view[i:i + _START])
-            self._begin(at, head)
-            return i + len(head)
-        data = self._tail + bytes(view[i:])
-        first = at - len(self._tail)
-        self._tail = b""
-        j = data.find(MAGIC_BYTES)
-        while j >= 0 and (first + j) % ALIGN:
+    def _search(self, data: bytes, i: int, base: int) -> int:
+        """Look for a container magic from ``data[i]``; returns where to go on."""
+        tail = b""
+        if self._tail:                       # a magic that began in an earlier chunk
+            tail, self._tail = self._tail, b""
+            combo = tail + data[i:i + _START]
+            first = base + i - len(tail)
+            j = combo.find(MAGIC_BYTES)
+            while 0 <= j < len(tail) and (first + j) % ALIGN:
+                j = combo.find(MAGIC_BYTES, j + 1)
+            if 0 <= j < len(tail):
+                self._watch_zeros(combo, first, j)
+                head = combo[j:j + _START]
+                self._begin(first + j, head)
+                return i + len(head) - (len(tail) - j)
+            self._watch_zeros(tail, first, len(tail))
+        j = data.find(MAGIC_BYTES, i)
+        while j >= 0 and (base + j) % ALIGN:
             j = data.find(MAGIC_BYTES, j + 1)
-        self._watch_zeros(data, first, len(data) if j < 0 else j)
+        end = len(data) if j < 0 else j
+        self._watch_zeros(data[i:end] if self._watching else b"", base + i, end - i)
         if j < 0:
-            self._tail = data[-3:]
-            return len(view)
+            self._tail = (tail + data[max(i, len(data) - 3):])[-3:]
+            return len(data)
         head = data[j:j + _START]
-        self._begin(first + j, head)
-        return first + j + len(head) - base
+        self._begin(base + j, head)
+        return j + len(head)
+
+    @property
+    def _watching(self) -> bool:
+        return self._last is not None and self._dirty is None
 
     def _watch_zeros(self, data: bytes, first: int, end: int) -> None:
         """Note the first non-zero byte after the last container (zero padding between
         containers, as pruning leaves it, is allowed)."""
-        if self._last is None or self._dirty is not None:
+        if not self._watching:
             return
+        assert self._last is not None
         lo = max(0, self._last.end - first)
         if lo < end:
             run = data[lo:end]
@@ -191,7 +205,7 @@ class FatbinScanner:
                 raise FormatError("container runs past the file")
         except FormatError:
             # Not a container: look again from the byte after the magic.
-            self._process(memoryview(data)[1:], offset + 1)
+            self._process(data[1:], offset + 1)
             return
         if self._last is not None:
             self._last.zeros_to = offset if self._dirty is None else min(offset, self._dirty)

@@ -2,10 +2,12 @@
 
 For every container of every such file, ``gpu.arch.choose`` keeps, per listed GPU, the cubin
 the CUDA runtime would load on it and the newest PTX it could compile (unless ``--no-ptx``);
-everything else is dropped from the container. A file is left as it is when its fat binaries
-did not parse (``CudaFile.problem``), when a listed GPU would find no code it can use in one
-of its containers (the library would not work there after pruning, so it is not pruned: the
-report flags it), when nothing would be dropped, or when its layer is passed through.
+everything else is dropped from the container. A container none of whose code any listed GPU
+can use (kernels a library builds only for another generation) stays as it is: the listed GPUs
+could not run it before either. A file is left as it is when its fat binaries did not parse
+(``CudaFile.problem``), when a listed GPU finds no code it can use in any of its containers
+(the library does not work there as it is; the report flags it), when nothing would be
+dropped, or when its layer is passed through.
 """
 
 from __future__ import annotations
@@ -68,27 +70,40 @@ def judge(rec: Rec, cuda: CudaFile, gpus: Sequence[Gpu], ptx: bool
     kept_labels: set[str] = set()
     dropped_labels: set[str] = set()
     unserved: dict[Gpu, int] = {}
+    other = 0
     for box in cuda.containers:
         choice = choose([(e.is_cubin, e.arch) for e in box.entries], gpus, ptx)
         for gpu in choice.unserved:
             unserved[gpu] = unserved.get(gpu, 0) + 1
+        if len(choice.unserved) == len(gpus):
+            # Code for other GPUs only (a library's kernels for another generation): the
+            # listed GPUs cannot use it before or after, so the container stays as it is.
+            other += 1
+            kept_labels.update(e.label for e in box.entries)
+            continue
         for i, e in enumerate(box.entries):
             (kept_labels if i in choice.keep else dropped_labels).add(e.label)
         if len(choice.keep) < len(box.entries):
             edits.append(ContainerEdit(box.offset, box.size, tuple(
                 (e.offset, e.size) for i, e in enumerate(box.entries) if i in choice.keep)))
-    if unserved:
-        detail = "; ".join(f"no cubin or usable PTX for {g} in {n} of {len(cuda.containers)} "
-                           "containers" for g, n in sorted(unserved.items()))
+    total = len(cuda.containers)
+    missing = sorted(g for g, n in unserved.items() if n == total)
+    if missing:
+        detail = "; ".join(f"no cubin or usable PTX for {g} in any of its {total} containers"
+                           for g in missing)
         return None, CudaLibrary(rec.path, 0, rec.size, before, before, every, (),
                                  CudaStatus.NO_CODE, detail)
+    detail = "; ".join(f"{n} of {total} containers hold no code for {g}"
+                       + (" and are kept as they are" if n == other else "")
+                       for g, n in sorted(unserved.items()))
     if not edits:
         return None, CudaLibrary(rec.path, 0, rec.size, before, before, every, (),
-                                 CudaStatus.ALL_NEEDED)
+                                 CudaStatus.ALL_NEEDED, detail)
     rewrite = Rewrite(rec.size, tuple(edits))
     return rewrite, CudaLibrary(rec.path, 0, rec.size, before, before - rewrite.blanked,
                                 tuple(sorted(kept_labels)),
-                                tuple(sorted(dropped_labels - kept_labels)), CudaStatus.PRUNED)
+                                tuple(sorted(dropped_labels - kept_labels)), CudaStatus.PRUNED,
+                                detail)
 
 
 def _labels(boxes: Iterable[FatbinContainer]) -> tuple[str, ...]:
