@@ -200,8 +200,8 @@ class FatbinScanner:
         offset = self._start
         try:
             fat = parse_header(data)
-            entry = parse_entry_base(data[HEADER_SIZE:])
-            if offset + HEADER_SIZE + fat > self.size or entry.size > fat:
+            entry = parse_entry_base(data[HEADER_SIZE:]) if fat else None
+            if offset + HEADER_SIZE + fat > self.size or (entry and entry.size > fat):
                 raise FormatError("container runs past the file")
         except FormatError:
             # Not a container: look again from the byte after the magic.
@@ -211,6 +211,10 @@ class FatbinScanner:
             self._last.zeros_to = offset if self._dirty is None else min(offset, self._dirty)
         self._open = _Open(offset, offset + HEADER_SIZE + fat)
         self.containers.append(self._open)
+        if entry is None:                    # an empty container: what follows is not its
+            self._entry_done(offset + HEADER_SIZE)
+            self._process(data[HEADER_SIZE:], offset + HEADER_SIZE)
+            return
         self._add_entry(entry, offset + HEADER_SIZE)
 
     def _add_entry(self, entry: EntryHeader, offset: int) -> None:

@@ -58,15 +58,16 @@ class FormatError(ValueError):
 
 
 def parse_header(data: bytes | bytearray | memoryview) -> int:
-    """The entries' byte count of the container header in ``data[:16]``; FormatError when it
-    is not one."""
+    """The entries' byte count of the container header in ``data[:16]`` (0 for a container
+    with no entries, as pruning leaves one whose code no listed GPU can use); FormatError
+    when it is not a container header."""
     magic, version, size, fat = _HEADER.unpack_from(data, 0)
     if magic != MAGIC:
         raise FormatError("no fat binary magic")
     if version != 1 or size != HEADER_SIZE:
         raise FormatError(f"unknown container version {version} / header size {size}")
-    if fat == 0:
-        raise FormatError("empty container")
+    if fat % ALIGN:
+        raise FormatError(f"container size {fat} is not a multiple of {ALIGN}")
     return fat
 
 

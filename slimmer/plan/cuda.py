@@ -3,8 +3,9 @@
 For every container of every such file, ``gpu.arch.choose`` keeps, per listed GPU, the cubin
 the CUDA runtime would load on it and the newest PTX it could compile (unless ``--no-ptx``);
 everything else is dropped from the container. A container none of whose code any listed GPU
-can use (kernels a library builds only for another generation) stays as it is: the listed GPUs
-could not run it before either. A file is left as it is when its fat binaries did not parse
+can use (kernels a library builds only for another generation) is emptied: its header stays,
+announcing no entries, so the runtime finds no code for the listed GPUs in it, as before. A
+file is left as it is when its fat binaries did not parse
 (``CudaFile.problem``), when a listed GPU finds no code it can use in any of its containers
 (the library does not work there as it is; the report flags it), when nothing would be
 dropped, or when its layer is passed through.
@@ -77,10 +78,8 @@ def judge(rec: Rec, cuda: CudaFile, gpus: Sequence[Gpu], ptx: bool
             unserved[gpu] = unserved.get(gpu, 0) + 1
         if len(choice.unserved) == len(gpus):
             # Code for other GPUs only (a library's kernels for another generation): the
-            # listed GPUs cannot use it before or after, so the container stays as it is.
+            # listed GPUs can use none of it before or after, so the container is emptied.
             other += 1
-            kept_labels.update(e.label for e in box.entries)
-            continue
         for i, e in enumerate(box.entries):
             (kept_labels if i in choice.keep else dropped_labels).add(e.label)
         if len(choice.keep) < len(box.entries):
@@ -94,8 +93,9 @@ def judge(rec: Rec, cuda: CudaFile, gpus: Sequence[Gpu], ptx: bool
         return None, CudaLibrary(rec.path, 0, rec.size, before, before, every, (),
                                  CudaStatus.NO_CODE, detail)
     detail = "; ".join(f"{n} of {total} containers hold no code for {g}"
-                       + (" and are kept as they are" if n == other else "")
                        for g, n in sorted(unserved.items()))
+    if other:
+        detail += f" ({other} with code for other GPUs only, emptied)"
     if not edits:
         return None, CudaLibrary(rec.path, 0, rec.size, before, before, every, (),
                                  CudaStatus.ALL_NEEDED, detail)

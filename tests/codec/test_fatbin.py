@@ -55,7 +55,7 @@ def test_container_and_entry_headers_round_trip() -> None:
     (b"\0" * 16, "magic"),
     (MAGIC_BYTES + struct.pack("<HHQ", 2, 16, 64), "version"),
     (MAGIC_BYTES + struct.pack("<HHQ", 1, 24, 64), "header size"),
-    (header_bytes(0), "empty"),
+    (MAGIC_BYTES + struct.pack("<HHQ", 1, 16, 13), "multiple of 8"),
 ])
 def test_bad_container_headers(raw: bytes, why: str) -> None:
     with pytest.raises(FormatError, match=why):
@@ -143,6 +143,16 @@ def test_malformed_containers_are_problems(damage: str, why: str) -> None:
         section = good + b"\x01" * 64
     cuda = scan(cuda_elf(section))
     assert cuda is not None and why in (cuda.problem or "")
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_empty_containers_and_zero_padding_are_what_pruning_leaves(chunk: int) -> None:
+    one, two = container([cubin(90)]), container([cubin(80)], 4)
+    section = header_bytes(0) + bytes(40) + one + bytes(64) + two + bytes(24)
+    cuda = scan(cuda_elf(section), chunk)
+    assert cuda is not None and cuda.problem is None
+    assert labels(cuda) == [[], ["sm_90"], ["sm_80"]]
+    assert [c.size for c in cuda.containers] == [16, len(one), len(two)]
 
 
 def test_files_without_fat_binaries() -> None:

@@ -40,13 +40,15 @@ def test_each_container_keeps_what_the_gpus_use() -> None:
     assert rewrite is not None and line.kept == ("sm_90", "sm_90a")
 
 
-def test_containers_for_other_gpus_only_stay_as_they_are() -> None:
+def test_containers_for_other_gpus_only_are_emptied() -> None:
     rec, cuda = file_of(box(1000, "sm_80", "sm_90"), box(1216, "sm_100", "sm_120"))
     rewrite, line = judge(rec, cuda, parse_gpus(["sm_90"]), True)
-    assert rewrite is not None and [e.offset for e in rewrite.edits] == [1000]
-    assert line.status == CudaStatus.PRUNED
-    assert line.detail == "1 of 2 containers hold no code for sm_90 and are kept as they are"
-    assert "sm_100" in line.kept and not line.flagged
+    assert rewrite is not None
+    assert [(e.offset, e.keep) for e in rewrite.edits] == [(1000, ((1116, 100),)), (1216, ())]
+    assert line.status == CudaStatus.PRUNED and not line.flagged
+    assert line.detail == "1 of 2 containers hold no code for sm_90 (1 with code for other " \
+        "GPUs only, emptied)"
+    assert line.kept == ("sm_90",) and line.dropped == ("sm_100", "sm_120", "sm_80")
 
 
 def test_a_gpu_without_code_anywhere_leaves_the_file_flagged() -> None:
