@@ -20,7 +20,7 @@ from slimmer.options import SlimOptions, options_digest
 from slimmer.plan.model import ImagePlan
 from slimmer.profiles import Matcher, Profile, builtin_profiles, select_profiles
 from slimmer.report.model import Report
-from slimmer.report.summary import image_report, plan_warnings
+from slimmer.report.summary import cuda_warnings, image_report, plan_warnings
 from slimmer.transports import open_sink, open_source
 from slimmer.trust.options import TrustOptions
 
@@ -180,6 +180,7 @@ def _warnings(profiles: Sequence[Profile], root: Root,
     many = len(root.images) > 1
     for image, plan in zip(root.images, plans):
         out.extend(plan_warnings(plan, str(image.platform or "") if many else None))
+    out.extend(cuda_warnings(plans))
     if root.skipped:
         out.append(f"{len(root.skipped)} index entries not slimmed and left out "
                    "(other platforms or attestations)")

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from slimmer.errors import UsageError
 from slimmer.globs import compile_glob
+from slimmer.gpu.arch import parse_gpus
 from slimmer.oci.digest import sha256_digest
 from slimmer.oci.media import GZIP, NONE, ZSTD, Compression
 from slimmer.oci.model import dump_json
@@ -68,6 +69,8 @@ class SlimOptions:
     compression: str = ZSTD.value
     level: int | None = None
     jobs: int | None = None                   # parallel layers; None: all cores
+    cuda_arch: tuple[str, ...] = ()           # GPUs (sm_90, h100, comma lists); empty: all
+    no_ptx: bool = False                      # with cuda_arch: drop PTX too
 
     def check(self) -> "SlimOptions":
         """These options, or UsageError naming the first invalid one."""
@@ -83,19 +86,23 @@ class SlimOptions:
                 compile_glob(pattern)
             except ValueError as exc:
                 raise UsageError(f"bad glob {pattern!r} (--no-protect): {exc}") from None
+        parse_gpus(self.cuda_arch)
+        if self.no_ptx and not self.cuda_arch:
+            raise UsageError("--no-ptx needs --cuda-arch")
         return self
 
 
 #: How each SlimOptions field enters ``options_digest``. Every field must be in exactly one
 #: of these (a test enforces it), so a new option cannot silently be left out of the digest.
 DIGESTED_FIELDS = ("strip", "keep", "no_protect", "platforms", "merge", "merge_threshold",
-                   "base", "keep_base", "compression", "level")
+                   "base", "keep_base", "compression", "level", "cuda_arch", "no_ptx")
 #: Enter the digest as the content of the rules they select, not as names or paths.
 RULE_FIELDS = ("profiles", "profile_files")
 #: Do not change the output bytes.
 UNDIGESTED_FIELDS = ("jobs",)
-#: Digested fields added in format 3: they enter the document only when set.
-_ADDED_SINCE_3 = ("no_protect",)
+#: Digested fields added after OUTPUT_FORMAT 1, with their defaults: they enter the digest
+#: only when set, so the digests of options without them stay what earlier versions wrote.
+LATER_FIELDS: dict[str, Any] = {"no_protect": (), "cuda_arch": (), "no_ptx": False}
 
 
 def options_digest(options: SlimOptions, profiles: Sequence[Any],
@@ -106,10 +113,12 @@ def options_digest(options: SlimOptions, profiles: Sequence[Any],
                            "profiles": [[p.name, repr(p.rules)] for p in profiles]}
     for name in DIGESTED_FIELDS:
         value = getattr(options, name)
-        if name in _ADDED_SINCE_3 and not value:
-            continue   # so the documents of formats 1 and 2 can still be computed
+        if name in LATER_FIELDS and value == LATER_FIELDS[name]:
+            continue   # so the documents of earlier formats can still be computed
         if name == "platforms":
             value = sorted(value)
+        elif name == "cuda_arch":     # h100 and sm_90 give the same bytes
+            value = [g.name for g in parse_gpus(value)]
         elif isinstance(value, tuple):
             value = list(value)
         doc[name] = value

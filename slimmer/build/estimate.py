@@ -7,7 +7,7 @@ from typing import Mapping
 
 from slimmer.codec.tarwrite import END_OF_ARCHIVE, whiteout_header
 from slimmer.fs.index import LayerIndex
-from slimmer.plan.model import COPY, FETCH, REBUILD, RELINK, RENAME, OutputLayer, Whiteout
+from slimmer.plan.model import COPY, FETCH, REBUILD, RELINK, RENAME, REWRITE, OutputLayer, Whiteout
 
 _BLOCK = 512
 
@@ -29,7 +29,7 @@ def estimate_tar_size(out: OutputLayer, indexes: Mapping[int, LayerIndex]) -> in
         for o, op in out.ops[j].items():
             size += sum(map(len, op.prefix))
             rec = recs[o]
-            if op.action == COPY:
+            if op.action in (COPY, REWRITE):       # a rewrite keeps the size
                 size += rec.hsize + _padded(rec.size)
             elif op.action == RENAME:              # a new header, perhaps with PAX records
                 size += rec.hsize + _padded(rec.size) + _BLOCK

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from slimmer.build.cudarewrite import copy_data
 from slimmer.codec.compression import LayerWriter
 from slimmer.codec.layerstream import open_layer_tar
 from slimmer.codec.result import LayerResult
@@ -20,9 +21,11 @@ from slimmer.plan.model import (
     RECOMPRESS,
     RELINK,
     RENAME,
+    REWRITE,
     Op,
     OutputLayer,
     PreambleEntry,
+    Rewrite,
     Whiteout,
 )
 
@@ -96,14 +99,17 @@ def write_entry(op: Op, entry: Entry, reader: TarReader, write: Write,
     if action == COPY:
         write(rewrite_header(entry) if entry.has_global else entry.header)
         reader.copy_data(write)
+    elif action == REWRITE:
+        write(rewrite_header(entry) if entry.has_global else entry.header)
+        copy_data(reader, op.rewrite, write, f"{reader.what}: {entry.path}")
     elif action == RENAME:
         write(rewrite_header(entry, path=op.path))
-        reader.copy_data(write)
+        copy_data(reader, op.rewrite, write, f"{reader.what}: {entry.path}")
     elif action == RELINK:
         write(rewrite_header(entry, linkname=op.linkname))
     elif action == FETCH:
         assert op.src is not None and op.path is not None
-        _fetch(layers[op.src[0]], op.src[1], op.path, write)
+        _fetch(layers[op.src[0]], op.src[1], op.path, write, op.rewrite)
 
 
 def write_trailer(out: OutputLayer, lw: LayerWriter) -> None:
@@ -141,7 +147,8 @@ def _rebuild(out: OutputLayer, layers: Sequence[Layer], lw: LayerWriter,
     write_trailer(out, lw)
 
 
-def _fetch(layer: Layer, ordinal: int, path: str, write: Write) -> None:
+def _fetch(layer: Layer, ordinal: int, path: str, write: Write,
+           rewrite: Rewrite | None = None) -> None:
     """Emit entry ``ordinal`` of another input layer under ``path`` (a hardlink made a file).
 
     Only the part of the layer up to that entry is read, so its diff_id is not checked here;
@@ -152,6 +159,6 @@ def _fetch(layer: Layer, ordinal: int, path: str, write: Write) -> None:
         for o, entry in enumerate(reader):
             if o == ordinal:
                 write(rewrite_header(entry, path=path))
-                reader.copy_data(write)
+                copy_data(reader, rewrite, write, f"{what}: {entry.path}")
                 return
         raise LayerError(f"{what}: entry {ordinal} vanished since the scan")

@@ -84,12 +84,13 @@ def _speculable(root: Root, options: SlimOptions, needed: Sequence[bool]) -> set
 
 
 def scan_images(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher | None,
-                run: Run, strip: Matcher | None = None, closure_facts: bool = False
-                ) -> list[dict[int, LayerIndex] | None]:
+                run: Run, strip: Matcher | None = None, closure_facts: bool = False,
+                cuda: bool = False) -> list[dict[int, LayerIndex] | None]:
     """Scan every layer of the images that need it, each distinct digest once, in parallel,
     biggest first. File heads are sniffed only when ``matcher`` has content rules; layers
     with a speculation in ``run`` are built in the same pass with ``strip``'s decisions; the
-    static closure's facts are collected in the same pass when ``closure_facts``."""
+    static closure's facts are collected in the same pass when ``closure_facts``, and the
+    fat binaries of ELF files when ``cuda``."""
     sniff = None
     sniff_min = 0
     if matcher is not None and matcher.needs_content():
@@ -107,7 +108,7 @@ def scan_images(images: Sequence[Image], needed: Sequence[bool], matcher: Matche
         tick = run.ticker("scan", f"layer {n} {short(digest)}", layer.descriptor.size)
         futures[digest] = run.pool.submit(
             finishing(scan_layer, tick), counted(layer, tick) if tick else layer, sniff,
-            sniff_min, SNIFF_BYTES, run.speculations.get(digest), closure_facts)
+            sniff_min, SNIFF_BYTES, run.speculations.get(digest), closure_facts, cuda)
         futures[digest].add_done_callback(
             lambda _: run.tick("scan", done, 1, len(layers)))
     scanned = {d: f.result() for d, f in futures.items()}
@@ -129,15 +130,16 @@ def plan_images(root: Root, options: SlimOptions, matcher: Matcher | None, run: 
         sizes = [ly.descriptor.size for ly in image.layers]
         types = [ly.descriptor.media_type for ly in image.layers]
         merged = any(len(g) > 1 for g in group_layers(sizes, types, popts))
-        needed.append(force_scan or matcher is not None or merged)
+        needed.append(force_scan or matcher is not None or merged or bool(options.cuda_arch))
     if sink is not None:
         by_digest = {ly.descriptor.digest: ly for image in root.images for ly in image.layers}
         for digest in _speculable(root, options, needed):
             run.speculations[digest] = Speculation(
                 by_digest[digest], sink, Compression(options.compression), options.level,
-                _threads(), matcher)
+                _threads(), matcher, cuda=bool(options.cuda_arch))
     indexes = scan_images(root.images, needed, sniff_matcher or matcher, run, matcher,
-                          closure_facts=force_scan or matcher is not None)
+                          closure_facts=force_scan or matcher is not None,
+                          cuda=bool(options.cuda_arch))
     plans = [plan_image([ly.descriptor.size for ly in image.layers],
                         [ly.descriptor.media_type for ly in image.layers],
                         idx, matcher, image.config, popts, explain)

@@ -44,8 +44,10 @@ class Speculation:
     """The output of one input layer, written during its scan (a ``fs.scan.ScanObserver``)."""
 
     def __init__(self, layer: Layer, sink: Sink, compression: Compression,
-                 level: int | None, threads: int, matcher: Matcher | None) -> None:
+                 level: int | None, threads: int, matcher: Matcher | None,
+                 cuda: bool = False) -> None:
         self.layer = layer
+        self._cuda = cuda                    # --cuda-arch: fat binaries are the plan's
         self.compression = compression
         self._matcher = matcher
         self._writer = sink.blob_writer(verified=True)
@@ -57,6 +59,7 @@ class Speculation:
         self._seen: set[str] = set()
         self._gone: set[str] = set()
         self._files: dict[str, Rec] = {}     # data entries of this layer, for hard links
+        self._last: Rec | None = None
         self._raw_only = False
         self._recompressed: LayerResult | None = None
         self._taken: tuple[OutputLayer, LayerResult] | None = None
@@ -66,8 +69,9 @@ class Speculation:
     # -- during the scan ----------------------------------------------------------------------
 
     def entry(self, ordinal: int, entry: Entry, rec: Rec, reader: TarReader) -> None:
-        if self._state is _State.FAILED:
+        if self._state is _State.FAILED or self._fatbins():
             return
+        self._last = rec
         if rec.path in self._seen:
             # Which copy of a path stays is the plan's to say: fine for a copy of the input,
             # not for a rebuild.
@@ -115,7 +119,7 @@ class Speculation:
             self._pending.remove(item)
         self._pending_hash = None
         write_entry(COPY_OP, entry, reader, self._write, (self.layer,))
-        self._trace.append(("e", ordinal, _COPY_ITEM, None, None, None))
+        self._trace.append(("e", ordinal, _COPY_ITEM, None, None, None, None))
 
     def _write(self, data: bytes | memoryview) -> None:
         self._lw.write(data)
@@ -145,9 +149,20 @@ class Speculation:
         self._lw.discard()
         self._writer.abort()
 
+    def _fatbins(self) -> bool:
+        """Fail at the first file (seen whole by the scan) with fat binaries that
+        ``--cuda-arch`` may rewrite: only the plan knows their new content."""
+        cuda = self._last.cuda if self._cuda and self._last is not None else None
+        if cuda is not None and cuda.containers and cuda.problem is None:
+            self._fail("a file holds CUDA fat binaries (--cuda-arch rewrites them)")
+            return True
+        return False
+
     def end(self, reader: TarReader) -> None:
         """After the last entry: a raw copy gets the input's tail and becomes the recompressed
         layer; a rebuild closes its body frame and waits for the plan's trailer."""
+        if self._state is not _State.FAILED and self._fatbins():
+            return
         if reader.synthesized_padding:
             self._fail("the input lacks the last member's padding")
         elif self._state is _State.RAW and reader.tail is None:

@@ -51,6 +51,12 @@ def slim_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      default="zstd", show_default=True, help="Output layer compression."),
         click.option("--level", type=int, default=None,
                      help="Compression level (zstd 1-19, default 2; gzip 0-3, default 2)."),
+        click.option("--cuda-arch", "cuda_arch", multiple=True, metavar="GPU[,GPU...]",
+                     help="Keep GPU code in CUDA fat binaries only for these GPUs (sm_90, "
+                          "sm_80,sm_90, h100, a100, l4, ...; see README); the rest is "
+                          "blanked. Default: keep all."),
+        click.option("--no-ptx", is_flag=True,
+                     help="With --cuda-arch: drop PTX too, keep only cubins."),
         click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
                      help="Layers built in parallel (default: all cores)."),
         click.option("--json", "json_out", metavar="FILE|-",
@@ -68,7 +74,7 @@ def options_from_flags(kw: dict[str, Any]) -> SlimOptions:
         platforms=tuple(kw["platforms"]),
         merge=kw["merge"], merge_threshold=kw["merge_threshold"], base=kw["base"],
         keep_base=kw["keep_base"], compression=kw["compression"], level=kw["level"],
-        jobs=kw["jobs"])
+        jobs=kw["jobs"], cuda_arch=tuple(kw["cuda_arch"]), no_ptx=kw["no_ptx"])
 
 
 @click.command()

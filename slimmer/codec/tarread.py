@@ -162,9 +162,14 @@ class TarReader:
         self._data_size = 0
         self._pad = 0               # padding bytes at the end of the current entry's data
         self._global: list[tuple[str, bytes]] = []
-        self._watch: Write | None = None   # a second reader of the current entry's data
+        self._watch: Write | None = None   # other readers of the current entry's data
         self._watch_left = 0
         self.end_offset = 0
+
+    @property
+    def what(self) -> str:
+        """What the stream is, for error messages (``reading layer sha256:...``)."""
+        return self._what
 
     # -- buffer management -------------------------------------------------------------
     def _fill(self, n: int) -> bool:
@@ -270,10 +275,18 @@ class TarReader:
     def watch(self, fn: Write) -> None:
         """Also pass the current entry's data (not its padding), in order, to ``fn``, however
         it is consumed: copied by another caller or skipped (then read instead). Before any of
-        it is consumed; ends with the entry."""
+        it is consumed; ends with the entry. Several watchers of one entry see it in the order
+        they were added."""
         if self._data_left != self._padded(self._data_size):
             raise RuntimeError("watch() after data was consumed")
-        self._watch = fn
+        first = self._watch
+        if first is None:
+            self._watch = fn
+        else:
+            def both(chunk: bytes | memoryview) -> object:
+                first(chunk)
+                return fn(chunk)
+            self._watch = both
         self._watch_left = self._data_size
 
     def _watched(self, chunk: bytes | memoryview) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from slimmer.gpu.model import CudaFile
 from slimmer.oci.layer import EntryKind
 from slimmer.oci.media import Compression
 
@@ -17,7 +18,7 @@ class Rec:
     """What the plan knows about one tar member of an input layer."""
 
     __slots__ = ("path", "kind", "target", "size", "linkname", "mode", "content", "shebang",
-                 "dir_header", "typeflag", "hsize")
+                 "dir_header", "typeflag", "hsize", "cuda")
 
     def __init__(self, path: str, kind: EntryKind, target: str, size: int, linkname: str, mode: int,
                  typeflag: bytes, hsize: int) -> None:
@@ -32,6 +33,7 @@ class Rec:
         self.content: str | None = None
         self.shebang: str | None = None
         self.dir_header: bytes | None = None
+        self.cuda: CudaFile | None = None     # its fat binaries (scanned for --cuda-arch)
 
     def __repr__(self) -> str:
         return f"Rec({self.path!r}, {self.kind}, {self.size})"

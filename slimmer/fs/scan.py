@@ -5,20 +5,22 @@ position); file data is never kept, except a few sniffed leading bytes and, when
 the facts the static closure needs (``fs.closure.collect``: ELF dynamic sections, imports of
 sources, package and dist-info metadata), read from the same pass. An ``observer`` sees every
 entry in the same pass, after it is indexed and before its data is skipped: that is how a build
-runs alongside the scan (``build.speculate``). The closure's ELF reader watches the data
-however the observer consumes it (``TarReader.watch``), so both see it in one pass.
+runs alongside the scan (``build.speculate``). The closure's ELF reader and the fat-binary
+scan watch the data however the observer consumes it (``TarReader.watch``): one pass for all.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Protocol
 
+from slimmer.codec.cudascan import FatbinScanner
 from slimmer.codec.layerstream import open_layer_tar
 from slimmer.codec.tarread import Entry, TarReader
 from slimmer.errors import LayerError
 from slimmer.fs.closure.collect import collect
 from slimmer.fs.closure.elf import ElfCapture
 from slimmer.fs.closure.facts import Facts
+from slimmer.fs.cuda import watch_cuda
 from slimmer.fs.index import LayerIndex, Rec
 from slimmer.oci.digest import short
 from slimmer.oci.image import Layer
@@ -40,9 +42,10 @@ class ScanObserver(Protocol):
 
 def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
                sniff_bytes: int = 0, observer: ScanObserver | None = None,
-               closure_facts: bool = False) -> LayerIndex:
+               closure_facts: bool = False, cuda: bool = False) -> LayerIndex:
     """Read a layer once and index it; verifies blob digest and diff_id on the way. With
-    ``closure_facts`` the facts of the files the closure inspects are collected too."""
+    ``closure_facts`` the facts of the files the closure inspects are collected too; with
+    ``cuda``, the fat binaries of ELF files (``Rec.cuda``)."""
     what = f"reading layer {short(layer.descriptor.digest)}"
     with open_layer_tar(layer, what, check_diff_id=False,
                         hash_in_caller=True) as (stream, tar_stream, compression):
@@ -50,10 +53,14 @@ def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
         entries: list[Rec] = []
         facts: dict[int, Facts] = {}
         watching: tuple[int, ElfCapture] | None = None
+        fatbins: tuple[Rec, FatbinScanner] | None = None
         for o, e in enumerate(reader):
             if watching is not None:   # the previous entry's data has gone by
                 facts[watching[0]] = watching[1].result()
                 watching = None
+            if fatbins is not None:
+                fatbins[0].cuda = fatbins[1].finish()
+                fatbins = None
             rec = Rec(e.path, e.kind, e.target, e.size, e.linkname, e.mode, e.typeflag,
                       len(e.header))
             if e.kind == DIR:
@@ -71,11 +78,17 @@ def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
                         watching = (o, found)
                     elif found is not None:
                         facts[o] = found
+                if cuda and e.typeflag != b"S":
+                    scanner = watch_cuda(reader, e.size)
+                    if scanner is not None:
+                        fatbins = (rec, scanner)
             entries.append(rec)
             if observer is not None:
                 observer.entry(o, e, rec, reader)
         if watching is not None:
             facts[watching[0]] = watching[1].result()
+        if fatbins is not None:
+            fatbins[0].cuda = fatbins[1].finish()
         # An observer that rewrites the layer may stop the input hash (it hashes its output
         # instead): the index then says the diff_id was not checked, and a pass that copies
         # the input checks it.

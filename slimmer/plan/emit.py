@@ -20,12 +20,14 @@ from slimmer.plan.model import (
     REBUILD,
     RELINK,
     RENAME,
+    REWRITE,
     LayerReason,
     Op,
     OutputLayer,
     PlanOptions,
     PreambleEntry,
     Removal,
+    Rewrite,
     Whiteout,
 )
 from slimmer.plan.strip import StripDecisions
@@ -100,8 +102,10 @@ class GroupPlanner:
 
     def __init__(self, group: tuple[int, ...], recs: Sequence[Sequence[Rec]],
                  indexes: Mapping[int, LayerIndex], stack: Stack, strips: StripDecisions,
-                 lower: LowerPaths, options: PlanOptions) -> None:
+                 lower: LowerPaths, options: PlanOptions,
+                 rewrites: Mapping[Ref, Rewrite] | None = None) -> None:
         self.group = group
+        self.rewrites = rewrites or {}
         self.in_group = set(group)
         self.recs = recs
         self.indexes = indexes
@@ -123,7 +127,8 @@ class GroupPlanner:
         removed, dropped_any = self._removals()
         whiteouts, stripped_here = self._whiteouts()
         links = self._links()
-        if not (len(self.group) > 1 or dropped_any or stripped_here or links.changed):
+        if not (len(self.group) > 1 or dropped_any or stripped_here or links.changed
+                or self._rewritten()):
             return None
         preamble: list[PreambleEntry] = []
         for wh in whiteouts:
@@ -259,20 +264,28 @@ class GroupPlanner:
                 ops[o] = self._entry_op((j, o), rec, links)
         return ops
 
+    def _rewritten(self) -> bool:
+        """Whether a file of the group gets new content (``--cuda-arch``)."""
+        return any(ref[0] in self.in_group for ref in self.rewrites)
+
     def _entry_op(self, ref: Ref, rec: Rec, links: _Links) -> Op:
         """The op of a directory, file, link or other entry."""
         if rec.kind == DIR:
             return self._dir_op(ref, rec)
         if ref in links.moved_to:                       # data re-emitted under a link's name
             new_path = links.moved_to[ref]
-            return Op(RENAME, tuple(self._hoist(new_path)), path=new_path)
+            return Op(RENAME, tuple(self._hoist(new_path)), path=new_path,
+                      rewrite=self.rewrites.get(ref))
         if self.survivors.get(rec.path) != ref or ref in links.moved_links:
             return DROP_OP
         before = tuple(self._hoist(rec.path))
         if ref in links.fetches:
-            return Op(FETCH, before, path=rec.path, src=links.fetches[ref])
+            src = links.fetches[ref]
+            return Op(FETCH, before, path=rec.path, src=src, rewrite=self.rewrites.get(src))
         if ref in links.relinks:
             return Op(RELINK, before, linkname=links.relinks[ref])
+        if ref in self.rewrites:
+            return Op(REWRITE, before, rewrite=self.rewrites[ref])
         return Op(COPY, before) if before else COPY_OP
 
     def _dir_op(self, ref: Ref, rec: Rec) -> Op:

@@ -17,6 +17,7 @@ from slimmer.fs.stack import Stack, walk_stack
 from slimmer.globs import compile_glob
 from slimmer.oci.layer import FILE
 from slimmer.oci.media import FOREIGN_LAYER_TYPES, layer_compression
+from slimmer.plan.cuda import decide_rewrites
 from slimmer.plan.emit import GroupPlanner, LowerPaths
 from slimmer.plan.grouping import group_layers, kept_layers
 from slimmer.plan.model import (
@@ -53,8 +54,8 @@ def plan_image(sizes: Sequence[int], media_types: Sequence[str],
     groups = group_layers(sizes, media_types, options)
     kept = kept_layers(media_types, options)
     if indexes is None:
-        if matcher is not None or any(len(g) > 1 for g in groups):
-            raise ValueError("stripping or merging needs layer indexes")
+        if matcher is not None or options.cuda_arch or any(len(g) > 1 for g in groups):
+            raise ValueError("stripping, merging or --cuda-arch needs layer indexes")
         layers = [unchanged_layer(g[0], sizes, media_types, None, options) for g in groups]
         return ImagePlan(layers, [], [], [None] * n, scanned=False)
 
@@ -64,22 +65,25 @@ def plan_image(sizes: Sequence[int], media_types: Sequence[str],
         if matcher is not None or explain else None
     no_protect = [compile_glob(g) for g in options.no_protect]
     strips = decide_strips(stack, recs, kept, matcher, closure or Closure(), no_protect)
+    rewrites, cuda = decide_rewrites(stack, recs, kept, set(strips.dropped), options)
     out: list[OutputLayer] = []
     lower = LowerPaths()
     for group in groups:
         layer = None
         if len(group) > 1:
-            layer = GroupPlanner(group, recs, indexes, stack, strips, lower, options).plan(sizes)
+            layer = GroupPlanner(group, recs, indexes, stack, strips, lower, options,
+                                 rewrites).plan(sizes)
         elif group[0] not in kept:
             layer = StreamingPlanner(group, recs, indexes, stack, strips, lower,
-                                     options).plan(sizes)
+                                     options, rewrites).plan(sizes)
         out.append(layer or unchanged_layer(group[0], sizes, media_types, indexes[group[0]],
                                              options))
         for j in group:
             lower.add_layer(recs[j])
     plan = ImagePlan(out, strips.overrides, sorted(closure or ()), stack.wasted, scanned=True,
                      final=stack.final, forced=strips.forced,
-                     warnings=list(closure.warnings) if closure else [], closure=closure)
+                     warnings=list(closure.warnings) if closure else [], closure=closure,
+                     cuda=cuda)
     for path in explain:
         plan.why[path] = explain_path(path, stack, recs, kept, matcher, strips,
                                       closure or Closure(), plan)

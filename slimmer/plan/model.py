@@ -32,6 +32,7 @@ class OpAction(StrEnum):
     RENAME = "rename"      # data under another path (a hardlink's data moved to the link)
     RELINK = "relink"      # hardlink pointed at another surviving name
     FETCH = "fetch"        # data of an entry in another input layer, under this path
+    REWRITE = "rewrite"    # original header, data with content rewritten (same size)
 
 
 class LayerReason(StrEnum):
@@ -51,8 +52,8 @@ class OverrideKind(StrEnum):
 
 
 PASSTHROUGH, RECOMPRESS, REBUILD = LayerMode.PASSTHROUGH, LayerMode.RECOMPRESS, LayerMode.REBUILD
-COPY, DROP, RENAME, RELINK, FETCH = (OpAction.COPY, OpAction.DROP, OpAction.RENAME,
-                                     OpAction.RELINK, OpAction.FETCH)
+COPY, DROP, RENAME, RELINK, FETCH, REWRITE = (OpAction.COPY, OpAction.DROP, OpAction.RENAME,
+                                              OpAction.RELINK, OpAction.FETCH, OpAction.REWRITE)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class PlanOptions:
     level: int | None = None
     keep: tuple[str, ...] = ()         # --keep globs: starting points of the closure too
     no_protect: tuple[str, ...] = ()   # --no-protect globs: the closure yields to the rules
+    cuda_arch: tuple[str, ...] = ()    # GPUs to keep GPU code for; empty: keep all
+    no_ptx: bool = False
 
     def __post_init__(self) -> None:
         check_layer_options(self.merge, self.compression, self.base, self.merge_threshold)
@@ -75,7 +78,8 @@ class PlanOptions:
     def of(cls, options: SlimOptions) -> "PlanOptions":
         """The plan's part of the user's options."""
         return cls(options.merge, options.merge_threshold, options.base, options.keep_base,
-                   options.compression, options.level, options.keep, options.no_protect)
+                   options.compression, options.level, options.keep, options.no_protect,
+                   options.cuda_arch, options.no_ptx)
 
     @property
     def keeps_compression(self) -> bool:
@@ -103,19 +107,51 @@ class Whiteout:
 PreambleEntry = bytes | Whiteout
 
 
+@dataclass(frozen=True)
+class ContainerEdit:
+    """One fat binary container made smaller in place: at file ``offset``, ``size`` bytes
+    long, it keeps the entries at the (offset, size) ranges of ``keep``, moved to its front;
+    the bytes they no longer use become zeros."""
+
+    offset: int
+    size: int
+    keep: tuple[tuple[int, int], ...]
+
+    @property
+    def kept_size(self) -> int:
+        """Bytes of the container after the edit, header included."""
+        return 16 + sum(size for _, size in self.keep)
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """New content for a file of ``size`` bytes: the same bytes but for ``edits``."""
+
+    size: int
+    edits: tuple[ContainerEdit, ...]
+
+    @property
+    def blanked(self) -> int:
+        """Bytes the edits turn into zeros."""
+        return sum(e.size - e.kept_size for e in self.edits)
+
+
 class Op:
     """What to do with one input entry of a rebuilt layer; ``prefix`` headers (directories
-    hoisted from other positions) are written first."""
+    hoisted from other positions) are written first. ``rewrite``: the data is written with
+    this content change (REWRITE, or a RENAME/FETCH of such data)."""
 
-    __slots__ = ("action", "prefix", "path", "linkname", "src")
+    __slots__ = ("action", "prefix", "path", "linkname", "src", "rewrite")
 
     def __init__(self, action: OpAction, prefix: tuple[bytes, ...] = (), path: str | None = None,
-                 linkname: str | None = None, src: Ref | None = None) -> None:
+                 linkname: str | None = None, src: Ref | None = None,
+                 rewrite: Rewrite | None = None) -> None:
         self.action = action
         self.prefix = prefix
         self.path = path
         self.linkname = linkname
         self.src = src
+        self.rewrite = rewrite
 
     def __repr__(self) -> str:
         extra = self.path or self.linkname or ""
@@ -170,6 +206,39 @@ class Forced:
     chain: tuple[str, ...] = ()
 
 
+class CudaStatus(StrEnum):
+    """What ``--cuda-arch`` did to one file with fat binaries."""
+
+    PRUNED = "pruned"              # GPU code for other GPUs dropped
+    ALL_NEEDED = "all needed"      # every entry is the best code for a listed GPU
+    NO_CODE = "no code"            # a listed GPU would find neither cubin nor PTX: unchanged
+    MALFORMED = "malformed"        # fat binaries that do not parse: unchanged
+    KEPT_LAYER = "kept layer"      # in a layer passed through (--keep-base, foreign)
+
+
+@dataclass(frozen=True)
+class CudaLibrary:
+    """One file with fat binaries: its GPU code bytes before and after, the code kept and
+    dropped (``sm_90``, ``compute_120``), and why it is as it is."""
+
+    path: str
+    layer: int
+    size: int
+    code_before: int
+    code_after: int
+    kept: tuple[str, ...]
+    dropped: tuple[str, ...]
+    status: CudaStatus
+    detail: str = ""
+    shadowed: bool = False
+    in_distribution: bool = False  # under a site-packages dir with *.dist-info (RECORD)
+
+    @property
+    def flagged(self) -> bool:
+        """Left unchanged although it could not be judged safe for the listed GPUs."""
+        return self.status in (CudaStatus.NO_CODE, CudaStatus.MALFORMED)
+
+
 @dataclass
 class OutputLayer:
     """One output layer of the plan."""
@@ -218,6 +287,7 @@ class ImagePlan:
     warnings: list[str] = field(default_factory=list)   # the closure's, one line each
     closure: Closure | None = None
     why: dict[str, dict[str, Any]] = field(default_factory=dict)   # explained paths
+    cuda: list["CudaLibrary"] = field(default_factory=list)   # with --cuda-arch
 
     @property
     def removed(self) -> list[Removal]:

@@ -29,7 +29,7 @@ from slimmer.plan.model import (
 )
 
 #: One written item of a layer's body: ("h", header bytes) for a directory header written
-#: ahead of an entry, ("e", ordinal, action, path, linkname, source) for an entry.
+#: ahead of an entry, ("e", ordinal, action, path, linkname, source, rewrite) for an entry.
 TraceItem = tuple[object, ...]
 
 
@@ -43,7 +43,7 @@ class StreamingPlanner(GroupPlanner):
         removed, dropped_any = self._removals()
         whiteouts, stripped_here = self._whiteouts()
         links = self._links()
-        if not (dropped_any or stripped_here or links.changed):
+        if not (dropped_any or stripped_here or links.changed or self._rewritten()):
             return None
         ops = {j: self._stream_ops(j, links)}
         own = {rec.target for rec in self.recs[j] if rec.kind == WHITEOUT}
@@ -86,4 +86,4 @@ def body_trace(out: OutputLayer, recs: Sequence[Sequence[Rec]]) -> Iterator[Trac
             for header in op.prefix:
                 yield ("h", header)
             if op.action != DROP:
-                yield ("e", o, op.action, op.path, op.linkname, op.src)
+                yield ("e", o, op.action, op.path, op.linkname, op.src, op.rewrite)

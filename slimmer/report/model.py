@@ -59,6 +59,9 @@ class ImageReport:
     forced: list[dict[str, Any]] = field(default_factory=list)
     #: paths asked about (``analyze(..., why=...)``, ``slim analyze --why``) -> their fate
     why: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: With --cuda-arch: one object per file with CUDA fat binaries, and the totals.
+    cuda: list[dict[str, Any]] = field(default_factory=list)
+    cuda_summary: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

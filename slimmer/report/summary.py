@@ -7,12 +7,13 @@ from typing import Any, Iterator, Mapping, Sequence
 from slimmer.build.estimate import estimate_tar_size
 from slimmer.codec.result import LayerResult
 from slimmer.fs.index import LayerIndex
+from slimmer.gpu.arch import parse_gpus
 from slimmer.oci.image import Image
 from slimmer.oci.layer import DIR
 from slimmer.oci.model import Descriptor
 from slimmer.options import SlimOptions
 from slimmer.plan.image import removable_bytes
-from slimmer.plan.model import ImagePlan, PlanOptions
+from slimmer.plan.model import CudaLibrary, CudaStatus, ImagePlan, PlanOptions
 from slimmer.profiles import Matcher, Profile
 from slimmer.report.model import LARGEST, ImageReport, LayerReport
 from slimmer.report.tree import Fate, build_tree, profile_of, removed_fate
@@ -76,7 +77,9 @@ def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] |
         if plan.final is not None and indexes is not None else None,
         forced=[{"path": f.path, "rule": f.rule, "pattern": f.pattern, "chain": list(f.chain)}
                 for f in plan.forced],
-        why=dict(plan.why))
+        why=dict(plan.why),
+        cuda=[_cuda_line(c) for c in plan.cuda],
+        cuda_summary=cuda_summary(plan.cuda, options) if options.cuda_arch else None)
 
 
 def _fates(plan: ImagePlan, indexes: Mapping[int, LayerIndex]) -> Iterator[tuple[str, int, str]]:
@@ -114,4 +117,42 @@ def plan_warnings(plan: ImagePlan, platform: str | None = None) -> list[str]:
         more = f" and {len(items) - 1} more" if len(items) > 1 else ""
         out.append(f"{where}--no-protect {pattern}: removing /{items[0].path}{more} although "
                    f"the image needs it ({' <- '.join(items[0].chain)})")
+    return out
+
+
+def _cuda_line(c: CudaLibrary) -> dict[str, Any]:
+    return {"path": c.path, "layer": c.layer, "size": c.size, "code_before": c.code_before,
+            "code_after": c.code_after, "kept": list(c.kept), "dropped": list(c.dropped),
+            "status": c.status.value, "detail": c.detail, "shadowed": c.shadowed,
+            "in_distribution": c.in_distribution}
+
+
+def cuda_summary(libraries: Sequence[CudaLibrary], options: SlimOptions) -> dict[str, Any]:
+    """Totals of ``--cuda-arch`` for one image."""
+    return {
+        "gpus": [g.name for g in parse_gpus(options.cuda_arch)], "ptx": not options.no_ptx,
+        "libraries": len(libraries),
+        "pruned": sum(c.status == CudaStatus.PRUNED for c in libraries),
+        "flagged": sum(c.flagged for c in libraries),
+        "code_before": sum(c.code_before for c in libraries),
+        "code_after": sum(c.code_after for c in libraries),
+    }
+
+
+def cuda_warnings(plans: Sequence[ImagePlan]) -> list[str]:
+    """Warnings about files ``--cuda-arch`` left as they were, and about the RECORD files of
+    Python distributions whose hashes no longer match the files it rewrote."""
+    out: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    listed = 0
+    for plan in plans:
+        for c in plan.cuda:
+            if c.flagged and (c.path, c.detail) not in seen:
+                seen.add((c.path, c.detail))
+                out.append(f"CUDA: /{c.path} left unchanged ({c.status.value}): {c.detail}")
+            listed += c.status == CudaStatus.PRUNED and c.in_distribution
+    if listed:
+        out.append(f"CUDA: {listed} pruned files belong to installed Python distributions: "
+                   "their size is unchanged but the sha256 in *.dist-info/RECORD no longer "
+                   "matches (pip-style RECORD verification will see them changed)")
     return out

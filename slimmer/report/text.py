@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from slimmer.oci.digest import short
-from slimmer.report.model import Report
+from slimmer.report.model import ImageReport, Report
 from slimmer.units import format_size as human
 
 
@@ -66,6 +66,7 @@ def render_text(report: Report) -> str:
                 by_keep[key] = by_keep.get(key, 0) + 1
         for (rule, keep), count in sorted(by_keep.items()):
             lines.append(f"  kept {count} files matched by {rule}: keep rule {keep}")
+        _cuda(img, lines)
         if img.other_profiles:
             lines.append("  profiles not chosen would also remove:")
             for name, size in sorted(img.other_profiles.items()):
@@ -80,3 +81,26 @@ def render_text(report: Report) -> str:
     for att in report.attachments:
         lines.append(f"{att.kind}: {att.reference}" + (f" ({att.note})" if att.note else ""))
     return "\n".join(lines) + "\n"
+
+
+CUDA_SHOWN = 20
+
+
+def _cuda(img: ImageReport, lines: list[str]) -> None:
+    """The ``--cuda-arch`` part of an image: totals, then the biggest libraries."""
+    total = img.cuda_summary
+    if total is None:
+        return
+    lines.append(f"  GPU code for {', '.join(total['gpus'])}"
+                 f"{'' if total['ptx'] else ' (no PTX)'}: {total['pruned']} of "
+                 f"{total['libraries']} CUDA libraries pruned, fat binaries "
+                 f"{human(total['code_before'])} -> {human(total['code_after'])}"
+                 + (f"; {total['flagged']} left unchanged (see warnings)"
+                    if total['flagged'] else ""))
+    shown = sorted(img.cuda, key=lambda c: (-c["code_before"], c["path"]))
+    for c in shown[:CUDA_SHOWN]:
+        kept = ",".join(c["kept"]) if c["status"] == "pruned" else c["status"]
+        lines.append(f"    {human(c['code_before']):>10} -> {human(c['code_after']):>10}  "
+                     f"/{c['path']}  ({kept})")
+    if len(shown) > CUDA_SHOWN:
+        lines.append(f"    ... and {len(shown) - CUDA_SHOWN} more")

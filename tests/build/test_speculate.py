@@ -15,19 +15,23 @@ from slimmer.build import run as build_run
 from slimmer.build import speculate
 from slimmer.options import SlimOptions
 
+from support.fatbins import container, cubin, cuda_elf
 from support.memimage import MemSink, MemSource, final_fs, make_tar
 from support.stacks import NAMES, layer_specs
 
 
 @contextmanager
-def counting() -> Iterator[list[bool]]:
-    """Records, for every speculation the build asked for, whether it was taken."""
+def counting(why: list[str | None] | None = None) -> Iterator[list[bool]]:
+    """Records, for every speculation the build asked for, whether it was taken (and in
+    ``why``, why one failed during the scan)."""
     taken: list[bool] = []
     original = speculate.Speculation.take
 
     def take(self: Any, out: Any, recs: Any) -> Any:
         result = original(self, out, recs)
         taken.append(result is not None)
+        if why is not None:
+            why.append(self.why)
         return result
     with mock.patch.object(speculate.Speculation, "take", take):
         yield taken
@@ -112,3 +116,22 @@ def test_random_stacks_give_the_two_pass_bytes(stack: list[list[tuple]], strip: 
     one, _ = slim(tars, options)
     two, _ = slim(tars, options, speculate_=False)
     assert digests(one) == digests(two)
+
+
+def test_fat_binaries_leave_the_layer_to_the_plan() -> None:
+    """With --cuda-arch only the plan knows a fat binary's new content: the layer that holds
+    one is built in a second pass (and its GPU code pruned), the others are taken."""
+    lib = cuda_elf(container([cubin(80), cubin(90), cubin(100)]), text=b"\x90" * 8192)
+    tars = [make_tar(BASE), make_tar([("dir", "opt"), ("file", "opt/libk.so", lib, 0o755),
+                                      ("file", "opt/after", b"a" * 700)])]
+    options = SlimOptions(profiles=("none",), strip=("/usr/share/doc/*/changelog",),
+                          merge="none", cuda_arch=("sm_90",))
+    why: list[str | None] = []
+    with counting(why) as taken:
+        report, sink = slim(tars, options)
+    assert taken == [True, False]
+    assert why[1] is not None and "fat binaries" in why[1]   # stopped early: no wasted work
+    pruned = final_fs(sink.layer_tars())["opt/libk.so"][1]
+    assert len(pruned) == len(lib) and pruned != lib
+    assert report.images[0].cuda_summary["pruned"] == 1
+    assert digests(report) == digests(slim(tars, options, speculate_=False)[0])
