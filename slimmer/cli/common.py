@@ -3,18 +3,21 @@ progress display, report output, and turning SlimmerError into one line and an e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import tempfile
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
-from slimmer.errors import SlimmerError, UsageError
+from slimmer.errors import SlimmerError, StartError, UsageError
 from slimmer.report.model import Report
 from slimmer.transports.registry.options import RegistryOptions
-from slimmer.units import format_size, parse_size
+from slimmer.units import format_size, parse_bandwidth, parse_duration, parse_size
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -29,6 +32,34 @@ class SizeType(click.ParamType):
             return value
         try:
             return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class DurationType(click.ParamType):
+    """A duration in the grammar of ``slimmer.units`` (300, 5m, 2.5s, 250ms); seconds."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class BandwidthType(click.ParamType):
+    """A bandwidth in the grammar of ``slimmer.units`` (1Gbit, 100Mbit/s, 125MB/s); bytes/s."""
+
+    name = "BANDWIDTH"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_bandwidth(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -99,6 +130,22 @@ class Progress:
             sys.stderr.flush()
 
 
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same directory and a rename, so a
+    failed write leaves no half-written file; UsageError on failure."""
+    directory = os.path.dirname(os.path.abspath(path))
+    temp = None
+    try:
+        fd, temp = tempfile.mkstemp(prefix=".slim-", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(temp, path)
+    except OSError as exc:
+        if temp is not None and os.path.exists(temp):
+            os.unlink(temp)
+        raise UsageError(f"writing {path}: {exc.strerror or exc}") from exc
+
+
 def emit_report(report: Report, json_out: str | None) -> None:
     """Print the report as text, and as JSON to ``json_out`` (a file, or '-' for stdout)."""
     if json_out:
@@ -121,6 +168,20 @@ def emit_report(report: Report, json_out: str | None) -> None:
         sys.stdout.write(text)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside: SIGTERM raises KeyboardInterrupt like Ctrl-C, so commands that start processes
+    (containerd, a registry) stop them on the way out."""
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(fn: Callable[[], None]) -> None:
     """Run a command body: SlimmerError becomes ``slim: error: ...`` and its exit code."""
     try:
@@ -128,6 +189,11 @@ def run(fn: Callable[[], None]) -> None:
     except SlimmerError as exc:
         msg = str(exc).replace("\n", " ")
         click.echo(f"slim: error: {msg}", err=True)
+        output = exc.output if isinstance(exc, StartError) else None
+        if output:
+            click.echo(f"slim: last {len(output)} lines of its output:", err=True)
+            for line in output:
+                click.echo(f"  {line}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("slim: interrupted", err=True)
