@@ -31,6 +31,8 @@ _LATE = "not ready before the deadline"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 #: Where containerd's shims put their sockets, whatever containerd's own state dir is.
 SHIM_SOCKET_DIR = "/run/containerd/s"
+#: The short directory of a run's sockets (under /run, else /tmp).
+SOCKETS_PREFIX = "slim-ctd-"
 _DISABLED = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.devmapper",
              "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
              "io.containerd.snapshotter.v1.zfs"]
@@ -89,13 +91,14 @@ class ContainerdRun:
         self._tmpfs = tmpfs
         self._mounted = False
         self.base = ""
+        self.sockets = ""
         self.daemon: subprocess.Popen[bytes] | None = None
         self._running: subprocess.Popen[bytes] | None = None
         self._ids: list[str] = []
 
     @property
     def address(self) -> str:
-        return os.path.join(self.base, "containerd.sock")
+        return os.path.join(self.sockets, "containerd.sock")
 
     def _ctr(self, *args: str) -> list[str]:
         return [self.tools.ctr, "--address", self.address, "--namespace", self.namespace,
@@ -116,6 +119,8 @@ class ContainerdRun:
 
     def _start(self) -> None:
         self.base = tempfile.mkdtemp(prefix="slim-containerd-", dir=self._work_dir)
+        # unix socket paths are limited to 104 bytes: the sockets get a short directory
+        self.sockets = tempfile.mkdtemp(prefix=SOCKETS_PREFIX, dir=_short_dir())
         if self._tmpfs:
             try:
                 procs.mount_tmpfs(self.base)
@@ -273,7 +278,7 @@ class ContainerdRun:
         self.daemon = None
         # Safety net: shims (their command line names our socket), container processes (in
         # cgroups under our namespace), their sockets, then every mount under our directory.
-        procs.kill_pids(procs.pids_mentioning(self.base))
+        procs.kill_pids(procs.pids_mentioning(self.base) + procs.pids_mentioning(self.sockets))
         procs.kill_cgroup(self.namespace)
         for cid in self._ids:
             name = hashlib.sha256(os.path.join(self.address, self.namespace, cid).encode())
@@ -287,9 +292,17 @@ class ContainerdRun:
         if os.path.exists(self.base):
             procs.unmount_under(self.base)
             shutil.rmtree(self.base, ignore_errors=True)
+        shutil.rmtree(self.sockets, ignore_errors=True)
         if not self._tmpfs:
             os.sync()  # writeback of the removed tree must not land in the next run
-        self.base = ""
+        self.base = self.sockets = ""
+
+
+def _short_dir() -> str:
+    for directory in ("/run", "/tmp"):
+        if os.path.isdir(directory) and os.access(directory, os.W_OK):
+            return directory
+    return tempfile.gettempdir()
 
 
 def _answers(url: str, timeout: float) -> bool:

@@ -42,7 +42,6 @@ class Unpacker:
         self.root = os.path.realpath(root)
         self.as_root = os.geteuid() == 0
         self._parents: dict[str, str] = {}
-        self._dir_modes: list[tuple[str, int]] = []
 
     def resolve(self, path: str, follow_last: bool = False) -> str:
         """Host path of the image path ``path``, following symlinks as if the root were
@@ -87,7 +86,7 @@ class Unpacker:
         return host
 
     def apply(self, tar: BinaryIO, what: str) -> None:
-        """Apply one layer's tar stream; directories get their modes at the end."""
+        """Apply one layer's tar stream."""
         reader = TarReader(tar, what)
         opaque_done: set[str] = set()
         created: set[str] = set()
@@ -97,11 +96,11 @@ class Unpacker:
             if entry.kind in (WHITEOUT, OPAQUE):
                 self._whiteout(entry, created, opaque_done)
                 continue
-            created.add(entry.path)
+            path = entry.path
+            while path and path not in created:  # the entry and the directories above it
+                created.add(path)
+                path = path.rpartition("/")[0]
             self._write(entry, reader)
-        for host, mode in reversed(self._dir_modes):
-            os.chmod(host, mode if self.as_root else mode | 0o700)
-        self._dir_modes.clear()
 
     def _whiteout(self, entry: Entry, created: set[str], opaque_done: set[str]) -> None:
         """``.wh.NAME`` removes NAME; an opaque marker removes what lower layers put in its
@@ -109,23 +108,35 @@ class Unpacker:
         self._parents.clear()
         target = entry.target
         if entry.kind == WHITEOUT:
-            _remove(self.resolve(target))
+            try:
+                _remove(self.resolve(target))
+            except LayerError:
+                pass  # its parent is a symlink loop: nothing there to remove
             return
         if target in opaque_done:
             return
         opaque_done.add(target)
-        directory = self.resolve(target, follow_last=True) if target else self.root
-        if not os.path.isdir(directory):
+        try:
+            directory = self.resolve(target) if target else self.root
+        except LayerError:
+            return  # a parent is a symlink loop: no such directory
+        if not os.path.isdir(directory) or os.path.islink(directory):
             return
-        prefix = target + "/" if target else ""
+        self._clear(directory, target + "/" if target else "", created)
+
+    def _clear(self, directory: str, prefix: str, created: set[str]) -> None:
+        """Remove what is below ``directory`` except what this layer wrote and the
+        directories above it, as containerd's applier keeps its ``unpackedPaths``."""
         for name in os.listdir(directory):
-            if prefix + name in created:
-                continue
-            _remove(os.path.join(directory, name))
+            path, host = prefix + name, os.path.join(directory, name)
+            if path not in created:
+                _remove(host)
+            elif os.path.isdir(host) and not os.path.islink(host):
+                self._clear(host, path + "/", created)
 
     def _write(self, entry: Entry, reader: TarReader) -> None:
         if not entry.path:  # the root directory itself
-            self._dir_modes.append((self.root, entry.mode & 0o7777))
+            self._dir_mode(self.root, entry)
             return
         parent = self._parent(entry.path)
         host = os.path.join(parent, entry.path.rpartition("/")[2])
@@ -137,7 +148,7 @@ class Unpacker:
             if not exists:
                 os.mkdir(host, 0o700)
             self._own(host, entry)
-            self._dir_modes.append((host, entry.mode & 0o7777))
+            self._dir_mode(host, entry)
             return
         if exists:
             self._parents.clear()
@@ -164,6 +175,11 @@ class Unpacker:
         # device nodes (typeflags 3, 4) are left out: creating them needs CAP_MKNOD and
         # a runtime's unpacker makes few of them
 
+    def _dir_mode(self, host: str, entry: Entry) -> None:
+        """A directory's mode (root writes anywhere; others keep u+rwx so later layers and
+        the clean-up can write into it)."""
+        os.chmod(host, entry.mode & 0o7777 if self.as_root else (entry.mode & 0o7777) | 0o700)
+
     def _own(self, target: str | int, entry: Entry) -> None:
         if not self.as_root:
             return
@@ -184,7 +200,7 @@ def _remove(host: str) -> None:
 def _unlink(host: str) -> None:
     try:
         os.unlink(host)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there: a parent is a file
         pass
     except IsADirectoryError:
         remove_tree(host)
