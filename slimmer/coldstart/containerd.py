@@ -174,22 +174,20 @@ class ContainerdRun:
         proc = self._running = procs.spawn(argv)
         assert proc.stdout is not None
         out = procs.Output(proc.stdout, marker=b"unpacking ")
-        try:
-            rc = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+        exited = procs.Exit(proc)
+        if not exited.wait(deadline - time.monotonic()):
             procs.kill(proc)
             out.join()
             raise StartError(f"not ready after {format_duration(timeout)} (still pulling)",
-                             out.lines()) from None
-        end = time.monotonic()
+                             out.lines())
         out.join()
         self._running = None
-        if rc != 0:
-            raise StartError(f"ctr image pull exited with status {rc}", out.lines())
-        if out.marker_at is None:
+        if exited.code != 0:
+            raise StartError(f"ctr image pull exited with status {exited.code}", out.lines())
+        if out.marker_at is None or exited.at is None:
             raise StartError("ctr image pull printed no 'unpacking' line: cannot tell the "
                              "pull from the unpack", out.lines())
-        return out.marker_at - t0, end - out.marker_at
+        return out.marker_at - t0, exited.at - out.marker_at
 
     # -- run -----------------------------------------------------------------------------
 
@@ -219,26 +217,23 @@ class ContainerdRun:
 
     def _wait(self, proc: subprocess.Popen[bytes], out: procs.Output, readiness: Readiness,
               url: str | None, deadline: float, t0: float) -> float:
+        exited = procs.Exit(proc)
         while True:
             if out.matched_at is not None:
                 return out.matched_at - t0
             left = deadline - time.monotonic()
             if readiness == Readiness.EXIT:
-                try:
-                    rc = proc.wait(timeout=max(0.0, left))
-                except subprocess.TimeoutExpired:
-                    raise StartError(_LATE) from None
-                ended = time.monotonic()
+                if not exited.wait(left):
+                    raise StartError(_LATE)
                 out.join()
-                if rc == 0:
-                    return ended - t0
-                raise StartError(f"exited with status {rc}")
-            status = proc.poll()
-            if status is not None:
+                if exited.code == 0 and exited.at is not None:
+                    return exited.at - t0
+                raise StartError(f"exited with status {exited.code}")
+            if exited.wait(0):
                 out.join()
                 if out.matched_at is not None:
                     return out.matched_at - t0
-                raise StartError(f"exited with status {status} before it was ready")
+                raise StartError(f"exited with status {exited.code} before it was ready")
             if left <= 0:
                 raise StartError(_LATE)
             if readiness == Readiness.URL and url is not None:
@@ -265,6 +260,10 @@ class ContainerdRun:
         """End everything this run started and remove its directory; safe to call twice."""
         if not self.base:
             return
+        with procs.deferred_interrupts():
+            self._close()
+
+    def _close(self) -> None:
         procs.kill(self._running)
         if self.daemon is not None and self.daemon.poll() is None:
             for cid in self._ids:

@@ -4,6 +4,7 @@ by its PID; mounts found in /proc/self/mountinfo under a directory this run crea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -11,9 +12,33 @@ import subprocess
 import threading
 import time
 from collections import deque
-from typing import IO, Sequence
+from typing import IO, Iterator, Sequence
 
 from slimmer.coldstart.model import TAIL_LINES
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Inside (main thread only): Ctrl-C and SIGTERM wait until the block is done, then raise
+    KeyboardInterrupt, so a second Ctrl-C cannot cut a clean-up short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def note(signum: int, _frame: object) -> None:
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def spawn(argv: Sequence[str], *, output: int | IO[bytes] | None = subprocess.PIPE,
@@ -47,6 +72,28 @@ def kill(proc: subprocess.Popen[bytes] | None) -> None:
     proc.wait()
 
 
+class Exit:
+    """Waits for a child in a thread and notes when it exited (``time.monotonic``): precise,
+    where ``Popen.wait(timeout)`` polls with sleeps of up to 50 ms."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.at: float | None = None
+        self.code: int | None = None
+        self._done = threading.Event()
+        threading.Thread(target=self._wait, name="slimmer-exit", daemon=True).start()
+
+    def _wait(self) -> None:
+        code = self.proc.wait()
+        self.at = time.monotonic()
+        self.code = code
+        self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        """True once the child has exited, False if ``timeout`` seconds passed first."""
+        return self._done.wait(max(timeout, 0.0))
+
+
 class Output:
     """Reads a child's output in a thread: keeps the last lines, timestamps the first line
     that contains ``marker`` (``time.monotonic``), and the first that matches ``pattern``."""
@@ -68,8 +115,8 @@ class Output:
             now = time.monotonic()
             if self._marker is not None and self.marker_at is None and self._marker in raw:
                 self.marker_at = now
-            # progress displays redraw with escape sequences: keep what follows the last one
-            text = raw.decode("utf-8", "replace").rstrip("\r\n").rsplit("\x1b[", 1)[-1]
+            # progress displays redraw with escape sequences and carriage returns
+            text = _ANSI.sub("", raw.decode("utf-8", "replace").rstrip("\r\n"))
             text = text.split("\r")[-1]
             if self._pattern is not None and self.matched_at is None \
                     and self._pattern.search(text):

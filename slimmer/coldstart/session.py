@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from slimmer.coldstart import procs
 from slimmer.coldstart.containerd import ContainerdRun, Tools, find_tools
 from slimmer.coldstart.model import ColdstartReport, ImageColdstart, RunTimes
 from slimmer.coldstart.options import ColdstartOptions, Readiness, RuntimeChoice
@@ -107,6 +108,10 @@ class Session:
         self.close()
 
     def close(self) -> None:
+        with procs.deferred_interrupts():
+            self._close()
+
+    def _close(self) -> None:
         if self._registry is not None:
             self._registry.stop()
             self._registry = None

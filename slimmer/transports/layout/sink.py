@@ -285,7 +285,7 @@ class LayoutSink:
         if not self.has_blob(descriptor.digest):
             raise OutputError(f"writing {self.label}: manifest {short(descriptor.digest)} was "
                               f"not stored")
-        return StagedLayoutSource(root, descriptor, f"{self.name}@{descriptor.digest}")
+        return StagedLayoutSource(root, descriptor, self.name)
 
     def commit(self, descriptor: Descriptor) -> None:
         """Point the tag at ``descriptor`` in index.json (written last); the layout is then final.

@@ -122,8 +122,10 @@ class RegistrySink:
             raise OutputError(f"pushing {self.name}: manifest {short(descriptor.digest)} was "
                               f"not pushed")
         ref = RegistryRef(self.ref.registry, self.ref.repository, None, descriptor.digest)
-        return RegistrySource(ref, self.options,
-                              repository=Repository.open(ref, self.options, "dest"))
+        source = RegistrySource(ref, self.options,
+                                repository=Repository.open(ref, self.options, "dest"))
+        source.name = self.name  # what it will be once tagged
+        return source
 
     def commit(self, descriptor: Descriptor) -> None:
         """Tag: PUT the top manifest or index under the destination tag; the last step."""
