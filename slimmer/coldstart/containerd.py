@@ -80,7 +80,7 @@ def require_tools() -> Tools:
     return tools
 
 
-class ContainerdRun:
+class ContainerdRun(procs.Resource):
     """One private containerd for one cold run; use as a context manager."""
 
     def __init__(self, tools: Tools, work_dir: str | None, namespace: str,
@@ -105,17 +105,6 @@ class ContainerdRun:
                 *args]
 
     # -- daemon --------------------------------------------------------------------------
-
-    def __enter__(self) -> "ContainerdRun":
-        try:
-            self._start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _start(self) -> None:
         self.base = tempfile.mkdtemp(prefix="slim-containerd-", dir=self._work_dir)
@@ -256,14 +245,10 @@ class ContainerdRun:
 
     # -- cleanup -------------------------------------------------------------------------
 
-    def close(self) -> None:
+    def _close(self) -> None:
         """End everything this run started and remove its directory; safe to call twice."""
         if not self.base:
             return
-        with procs.deferred_interrupts():
-            self._close()
-
-    def _close(self) -> None:
         procs.kill(self._running)
         if self.daemon is not None and self.daemon.poll() is None:
             for cid in self._ids:

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from typing import IO, Iterator, Sequence
+from typing import IO, Iterator, Self, Sequence
 
 from slimmer.coldstart.model import TAIL_LINES
 
@@ -39,6 +39,33 @@ def deferred_interrupts() -> Iterator[None]:
             signal.signal(sig, handler)
     if caught:
         raise KeyboardInterrupt
+
+
+class Resource:
+    """A context manager for what a measurement starts: ``_start`` may stop half-way, so
+    ``close`` (run on exit, and when ``_start`` fails) ends whatever exists, with Ctrl-C and
+    SIGTERM deferred until it is done. Subclasses write ``_start`` and ``_close``."""
+
+    def _start(self) -> None:
+        """Start what the resource holds."""
+
+    def _close(self) -> None:
+        """End whatever was started; must cope with a partial start and a second call."""
+
+    def __enter__(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with deferred_interrupts():
+            self._close()
 
 
 def spawn(argv: Sequence[str], *, output: int | IO[bytes] | None = subprocess.PIPE,

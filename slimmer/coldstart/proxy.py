@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 from slimmer.codec.layerstream import open_layer_tar
 from slimmer.coldstart.extract import Unpacker, remove_tree
+from slimmer.coldstart.procs import Resource
 from slimmer.errors import StartError
 from slimmer.oci.digest import short
 from slimmer.oci.image import Image, Layer
@@ -21,21 +22,17 @@ from slimmer.units import format_duration
 _CHUNK = 1 << 20
 
 
-class ProxyRun:
+class ProxyRun(Resource):
     """One cold run of the proxy in a fresh directory; use as a context manager."""
 
     def __init__(self, work_dir: str | None) -> None:
         self._work_dir = work_dir
         self.base = ""
 
-    def __enter__(self) -> "ProxyRun":
+    def _start(self) -> None:
         self.base = tempfile.mkdtemp(prefix="slim-proxy-", dir=self._work_dir)
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
+    def _close(self) -> None:
         if self.base:
             remove_tree(self.base)
             os.sync()  # writeback of the removed tree must not land in the next run

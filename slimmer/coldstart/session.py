@@ -80,7 +80,7 @@ class Prepared:
     ref: str | None
 
 
-class Session:
+class Session(procs.Resource):
     """Use as a context manager: everything it starts is stopped and removed on exit."""
 
     def __init__(self, options: ColdstartOptions,
@@ -93,23 +93,11 @@ class Session:
         self._registry: PrivateRegistry | None = None
         self._count = 0
 
-    def __enter__(self) -> "Session":
+    def _start(self) -> None:
         if self.runtime.kind == CONTAINERD:
-            try:
-                self._dir = tempfile.mkdtemp(prefix="slim-coldstart-", dir=self.options.work_dir)
-                self._registry = PrivateRegistry(os.path.join(self._dir, "registry"),
-                                                 self.runtime.registry).start()
-            except BaseException:
-                self.close()
-                raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with procs.deferred_interrupts():
-            self._close()
+            self._dir = tempfile.mkdtemp(prefix="slim-coldstart-", dir=self.options.work_dir)
+            self._registry = PrivateRegistry(os.path.join(self._dir, "registry"),
+                                             self.runtime.registry).start()
 
     def _close(self) -> None:
         if self._registry is not None:

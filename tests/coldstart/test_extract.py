@@ -15,8 +15,8 @@ from slimmer.coldstart.extract import Unpacker, remove_tree
 from slimmer.errors import LayerError
 
 from support.memimage import apply_tar, make_tar
+from support.stacks import layer_specs
 
-NAMES = ["a", "b", "c", "a/x", "a/y", "b/z", "a/x/deep", "c/q"]
 AS_ROOT = os.geteuid() == 0
 
 
@@ -62,38 +62,15 @@ def comparable(fs: dict[str, tuple]) -> dict[str, tuple]:
     return fs if AS_ROOT else {p: v[:2] for p, v in fs.items()}
 
 
-@st.composite
-def layer_specs(draw: st.DrawFn) -> list[tuple]:
-    specs: list[tuple] = []
-    used: set[str] = set()
-    for _ in range(draw(st.integers(0, 6))):
-        path = draw(st.sampled_from(NAMES))
-        kind = draw(st.sampled_from(["file", "dir", "symlink", "whiteout", "opaque", "hardlink"]))
-        if path in used:
-            continue
-        used.add(path)
-        if kind == "file":
-            specs.append(("file", path, draw(st.binary(max_size=40)),
-                          draw(st.sampled_from([0o644, 0o755, 0o4755]))))
-        elif kind == "dir":
-            specs.append(("dir", path, draw(st.sampled_from([0o755, 0o700, 0o1777]))))
-        elif kind == "symlink":
-            specs.append(("symlink", path, draw(st.sampled_from(NAMES + ["/a", "../../b"]))))
-        elif kind == "whiteout":
-            specs.append(("whiteout", path))
-        elif kind == "opaque":
-            specs.append(("dir", path))
-            specs.append(("opaque", path))
-        else:
-            files = [s[1] for s in specs if s[0] == "file"]
-            if files:
-                specs.append(("hardlink", path, draw(st.sampled_from(files))))
-    # as image builders write them: a layer's whiteouts first
-    return sorted(specs, key=lambda s: s[0] not in ("whiteout", "opaque"))
+def sorted_layer_specs() -> st.SearchStrategy[list[tuple]]:
+    """Random layers as image builders write them: a layer's whiteouts first."""
+    return layer_specs(file_modes=(0o644, 0o755, 0o4755), dir_modes=(0o755, 0o700, 0o1777),
+                       extra_targets=("/a", "../../b")).map(
+        lambda specs: sorted(specs, key=lambda s: s[0] not in ("whiteout", "opaque")))
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(layer_specs(), min_size=1, max_size=5))
+@given(st.lists(sorted_layer_specs(), min_size=1, max_size=5))
 def test_random_stacks_unpack_like_the_reference_model(tmp_path: Path,
                                                        stack: list[list[tuple]]) -> None:
     tars = [make_tar(s) for s in stack]
