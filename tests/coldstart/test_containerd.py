@@ -156,23 +156,39 @@ def test_not_ready_before_the_timeout(images: dict[str, Path], tmp_path: Path) -
     assert_nothing_left(tmp_path)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupted_leaves_nothing_behind(images: dict[str, Path], tmp_path: Path,
-                                           sig: signal.Signals) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    proc = subprocess.Popen([SLIM, "coldstart", f"oci:{images['ok']}", "--tmpfs",
-                             "--cmd", f"{PROBE} sleep", "--timeout", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(work)}, cwd=REPO)
+def interrupt_when_running(argv: list[str], tmp: Path, sig: signal.Signals
+                           ) -> subprocess.CompletedProcess[str]:
+    """Start ``slim ARGV``, send ``sig`` once the image's ``probe sleep`` runs."""
+    work = tmp / "work"
+    work.mkdir(exist_ok=True)
+    proc = subprocess.Popen([SLIM, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "TMPDIR": str(work)}, cwd=REPO)
     deadline = time.monotonic() + 60
     while not procs.pids_mentioning(PROBE + "\0sleep"):   # the container is running
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert err == "slim: interrupted\n"
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_leaves_nothing_behind(images: dict[str, Path], tmp_path: Path,
+                                           sig: signal.Signals) -> None:
+    r = interrupt_when_running(["coldstart", f"oci:{images['ok']}", "--tmpfs", "--cmd",
+                                f"{PROBE} sleep", "--timeout", "60"], tmp_path, sig)
+    assert r.returncode == 130
+    assert r.stderr == "slim: interrupted\n"
+    assert_nothing_left(tmp_path)
+
+
+def test_push_interrupted_during_the_smoke_test_writes_nothing(images: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = interrupt_when_running(["push", f"oci:{images['app']}", f"oci:{out}:v1", "--smoke",
+                                f"{PROBE} sleep"], tmp_path, signal.SIGINT)
+    assert r.returncode == 130 and r.stderr.endswith("slim: interrupted\n")
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
     assert_nothing_left(tmp_path)
 
 
