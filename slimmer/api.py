@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from slimmer.build.assemble import build_config, build_index, build_manifest, config_media_type
-from slimmer.build.layer import build_layer
-from slimmer.codec.result import LayerResult
+from slimmer.build.progress import LayerProgress, ProgressFn
+from slimmer.build.run import Run, build_images, plan_images
 from slimmer.coldstart import ColdstartOptions, ColdstartReport, PushChecks
 from slimmer.errors import UsageError
-from slimmer.fs.index import LayerIndex
-from slimmer.fs.scan import scan_layer
 from slimmer.oci.digest import sha256_digest
-from slimmer.oci.image import Image, ReadsCurrent, Root, Sink, Source, Stages
+from slimmer.oci.image import ReadsCurrent, Root, Sink, Source, Stages
 from slimmer.oci.media import ANNOT_OPTIONS_DIGEST, ANNOT_SOURCE_DIGEST
 from slimmer.oci.model import Descriptor, Platform
+from slimmer.oci.refs import RegistryRef, parse_reference
 from slimmer.options import SlimOptions, options_digest
-from slimmer.plan.grouping import group_layers
-from slimmer.plan.image import plan_image
-from slimmer.plan.model import PASSTHROUGH, RECOMPRESS, ImagePlan, OutputLayer, PlanOptions
-from slimmer.profiles import SNIFF_BYTES, Matcher, Profile, builtin_profiles, select_profiles
+from slimmer.profiles import Matcher, Profile, builtin_profiles, select_profiles
 from slimmer.report.model import Report
 from slimmer.report.summary import image_report
 from slimmer.transports import open_sink, open_source
@@ -34,17 +28,6 @@ if TYPE_CHECKING:
     from slimmer.coldstart.checks import CheckResults
     from slimmer.transports.registry.options import RegistryOptions
 
-ProgressFn = Callable[[str, int, int], None]
-
-
-@dataclass
-class _Job:
-    """Shared state of one run: the pool and the progress callback."""
-
-    pool: ThreadPoolExecutor
-    workers: int
-    progress: ProgressFn | None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _matcher(options: SlimOptions) -> tuple[list[Profile], Matcher | None]:
@@ -52,62 +35,6 @@ def _matcher(options: SlimOptions) -> tuple[list[Profile], Matcher | None]:
     if not profiles and not options.strip:
         return profiles, None
     return profiles, Matcher(profiles, list(options.strip), list(options.keep))
-
-
-def _scan_all(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher | None,
-              job: _Job) -> list[dict[int, LayerIndex] | None]:
-    """Scan every layer of the images that need it, each distinct digest once, in parallel.
-    File heads are sniffed only when ``matcher`` has content rules."""
-    sniff = None
-    sniff_min = 0
-    if matcher is not None and matcher.needs_content():
-        from slimmer.profiles import sniff_content
-        sniff = sniff_content
-        sniff_min = matcher.min_content_size
-    futures: dict[str, Any] = {}
-    for image, need in zip(images, needed):
-        if not need:
-            continue
-        for layer in image.layers:
-            d = layer.descriptor.digest
-            if d not in futures:
-                futures[d] = job.pool.submit(scan_layer, layer, sniff, sniff_min, SNIFF_BYTES)
-    total = len(futures)
-    finished = [0]
-
-    def tick(_: Any) -> None:
-        if job.progress is not None:
-            with job.lock:
-                finished[0] += 1
-                job.progress("scan", finished[0], total)
-
-    for f in futures.values():
-        f.add_done_callback(tick)
-    done = {d: f.result() for d, f in futures.items()}
-    out: list[dict[int, LayerIndex] | None] = []
-    for image, need in zip(images, needed):
-        out.append({i: done[layer.descriptor.digest] for i, layer in enumerate(image.layers)}
-                   if need else None)
-    return out
-
-
-def _plan_all(root: Root, options: SlimOptions, matcher: Matcher | None, job: _Job,
-              force_scan: bool, sniff_matcher: Matcher | None = None
-              ) -> tuple[list[ImagePlan], list[dict[int, LayerIndex] | None]]:
-    popts = PlanOptions.of(options)
-    needed = []
-    for image in root.images:
-        sizes = [ly.descriptor.size for ly in image.layers]
-        types = [ly.descriptor.media_type for ly in image.layers]
-        merged = any(len(g) > 1 for g in group_layers(sizes, types, popts))
-        needed.append(force_scan or matcher is not None or merged)
-    indexes = _scan_all(root.images, needed, sniff_matcher or matcher, job)
-    plans = []
-    for image, idx in zip(root.images, indexes):
-        plans.append(plan_image([ly.descriptor.size for ly in image.layers],
-                                [ly.descriptor.media_type for ly in image.layers],
-                                idx, matcher, image.config, popts))
-    return plans, indexes
 
 
 def _prepare(source: str | Source, options: SlimOptions | None,
@@ -130,13 +57,13 @@ def analyze(source: str | Source, options: SlimOptions | None = None, *,
     options, src, root, profiles, matcher = _prepare(source, options, registry)
     workers = _jobs(options, jobs)
     with ThreadPoolExecutor(workers) as pool:
-        job = _Job(pool, workers, progress)
+        run = Run(pool, workers, progress)
         # Sniff file heads for every built-in profile so "what if" savings are complete.
         chosen = {p.name for p in profiles}
         everything = Matcher(profiles + [p for name, p in builtin_profiles().items()
                                          if name not in chosen])
-        plans, indexes = _plan_all(root, options, matcher, job, force_scan=True,
-                                   sniff_matcher=everything)
+        plans, indexes = plan_images(root, options, matcher, run, force_scan=True,
+                                     sniff_matcher=everything)
     others = {name: p for name, p in builtin_profiles().items()
               if name not in {q.name for q in profiles}}
     images = [image_report(image, plan, None, idx, others, options)
@@ -158,6 +85,8 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     destination is left as it was) and/or measure source and result cold starts
     (``report.smoke``, ``report.coldstart``). Neither changes the output bytes.
     """
+    if registry is not None and isinstance(source, str) and isinstance(dest, str):
+        registry.check_sides(_registry_of(source), _registry_of(dest))
     if checks is not None and checks.active:
         from slimmer.coldstart.checks import check_runtime
         (options or SlimOptions()).check()
@@ -186,9 +115,13 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     try:
         workers = _jobs(options, None)
         with ThreadPoolExecutor(workers) as pool:
-            job = _Job(pool, workers, progress)
-            plans, indexes = _plan_all(root, options, matcher, job, force_scan=False)
-            results = _build_all(root, plans, sink, options, job)
+            run = Run(pool, workers, progress)
+            try:
+                plans, indexes = plan_images(root, options, matcher, run, force_scan=False,
+                                             sink=sink)
+                results = build_images(root, plans, indexes, sink, options, run)
+            finally:
+                run.discard()
         manifests: list[Descriptor] = []
         for image, plan, res in zip(root.images, plans, results):
             cfg_raw = build_config(image, plan, res)
@@ -264,47 +197,10 @@ def _up_to_date(sink: Sink, source_digest: str, fingerprint: str) -> str | None:
     return None
 
 
-def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: SlimOptions,
-               job: _Job) -> list[list[LayerResult]]:
-    """Build every output layer of every image; identical unchanged layers are built once."""
-    futures: dict[Any, Any] = {}
-    keys: list[list[Any]] = []
-    total = sum(o.input_tar_size or o.input_size for p in plans for o in p.layers)
-    done_bytes = [0]
-
-    def progress(n: int) -> None:
-        if job.progress is not None:
-            with job.lock:
-                done_bytes[0] += n
-                job.progress("build", done_bytes[0], total)
-
-    # Every compressor may use all cores: zstd workers only run while fed, so a big layer
-    # alone gets them all and several layers share them. The output does not depend on it.
-    threads = os.cpu_count() or 1
-    tasks: dict[Any, tuple[OutputLayer, Image, bool]] = {}
-    for ii, (image, plan) in enumerate(zip(root.images, plans)):
-        row = []
-        for oi, out in enumerate(plan.layers):
-            if out.mode in (PASSTHROUGH, RECOMPRESS):
-                key: Any = (out.mode, image.layers[out.inputs[0]].descriptor.digest,
-                            out.compression)
-            else:
-                key = (ii, oi)
-            tasks.setdefault(key, (out, image, plan.scanned))
-            row.append(key)
-        keys.append(row)
-    # Biggest layers first, so a big one does not start last and run alone at the end; the
-    # results are still collected by position.
-    for key, (out, image, scanned) in sorted(
-            tasks.items(), key=lambda kv: -(kv[1][0].input_tar_size or kv[1][0].input_size)):
-        futures[key] = job.pool.submit(build_layer, out, image.layers, sink, scanned=scanned,
-                                       level=options.level, threads=threads, progress=progress)
-    try:
-        return [[futures[k].result() for k in row] for row in keys]
-    except BaseException:
-        for f in futures.values():
-            f.cancel()
-        raise
+def _registry_of(reference: str) -> str | None:
+    """``HOST[:PORT]`` of a registry reference string, None for a layout."""
+    parsed = parse_reference(reference)
+    return parsed.registry if isinstance(parsed, RegistryRef) else None
 
 
 def _jobs(options: SlimOptions, jobs: int | None) -> int:
@@ -326,5 +222,5 @@ def _warnings(profiles: Sequence[Profile], root: Root) -> list[str]:
     return out
 
 
-__all__ = ["ColdstartOptions", "PushChecks", "SlimOptions", "TrustOptions", "analyze",
-           "coldstart", "open_sink", "open_source", "slim"]
+__all__ = ["ColdstartOptions", "LayerProgress", "ProgressFn", "PushChecks", "SlimOptions",
+           "TrustOptions", "analyze", "coldstart", "open_sink", "open_source", "slim"]

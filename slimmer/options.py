@@ -33,7 +33,10 @@ LEVEL_RANGE = {ZSTD: (1, 19), GZIP: (0, 3), NONE: (0, 0)}
 
 #: Bump when the bytes slimmer writes for the same input and options change (a new default
 #: compression parameter, a different tar layout), so old results are not taken as current.
-OUTPUT_FORMAT = 1
+#: 2: rebuilt single layers are written in stream order with a trailer frame (so the build can
+#: run in the scan's pass), and compressors are fed in fixed 1 MiB pieces (gzip output no
+#: longer depends on how the input arrived).
+OUTPUT_FORMAT = 2
 
 
 def check_layer_options(merge: str, compression: str, base: int, merge_threshold: int) -> None:
@@ -85,10 +88,11 @@ RULE_FIELDS = ("profiles", "profile_files")
 UNDIGESTED_FIELDS = ("jobs",)
 
 
-def options_digest(options: SlimOptions, profiles: Sequence[Any]) -> str:
+def options_digest(options: SlimOptions, profiles: Sequence[Any],
+                   output_format: int = OUTPUT_FORMAT) -> str:
     """A digest of everything that decides the output bytes; ``profiles`` are the selected
     profiles (their rules' content counts, so editing a profile file changes the digest)."""
-    doc: dict[str, Any] = {"format": OUTPUT_FORMAT,
+    doc: dict[str, Any] = {"format": output_format,
                            "profiles": [[p.name, repr(p.rules)] for p in profiles]}
     for name in DIGESTED_FIELDS:
         value = getattr(options, name)

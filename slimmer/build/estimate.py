@@ -21,7 +21,7 @@ def estimate_tar_size(out: OutputLayer, indexes: Mapping[int, LayerIndex]) -> in
     if out.mode != REBUILD:
         return out.input_tar_size
     size = len(END_OF_ARCHIVE)
-    for item in out.preamble:
+    for item in (*out.preamble, *out.trailer):
         size += len(whiteout_header(item.path, item.opaque)) if isinstance(item, Whiteout) \
             else len(item)
     for j in out.inputs:

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 from slimmer.codec.compression import LayerWriter
 from slimmer.codec.layerstream import open_layer_tar
 from slimmer.codec.result import LayerResult
-from slimmer.codec.tarread import TarReader, Write
+from slimmer.codec.tarread import Entry, TarReader, Write
 from slimmer.codec.tarwrite import END_OF_ARCHIVE, rewrite_header, whiteout_header
 from slimmer.errors import LayerError
 from slimmer.oci.digest import short
@@ -20,7 +20,9 @@ from slimmer.plan.model import (
     RECOMPRESS,
     RELINK,
     RENAME,
+    Op,
     OutputLayer,
+    PreambleEntry,
     Whiteout,
 )
 
@@ -47,6 +49,7 @@ def build_layer(out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
         return LayerResult(layer.descriptor.digest, layer.descriptor.size, layer.diff_id,
                            out.input_tar_size or 0, out.compression)
     writer = sink.blob_writer(verified=True)  # LayerWriter hashes every byte it writes
+    lw: LayerWriter | None = None
     try:
         recompress = out.mode == RECOMPRESS
         # A recompressed tar is the input tar, whose diff_id the reader already verifies.
@@ -60,6 +63,8 @@ def build_layer(out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
         writer.commit(result.digest, result.size)
         return result
     except BaseException:
+        if lw is not None:
+            lw.discard()
         writer.abort()
         raise
 
@@ -76,11 +81,44 @@ def _recompress(layer: Layer, lw: LayerWriter, progress: Progress | None, check:
                 progress(len(chunk))
 
 
+def write_items(items: Sequence[PreambleEntry], write: Write) -> None:
+    """Header-only entries: directory headers copied from the scan, and whiteouts."""
+    for item in items:
+        write(whiteout_header(item.path, item.opaque) if isinstance(item, Whiteout) else item)
+
+
+def write_entry(op: Op, entry: Entry, reader: TarReader, write: Write,
+                layers: Sequence[Layer]) -> None:
+    """Write one input entry as ``op`` says (its ``prefix`` headers first)."""
+    for header in op.prefix:
+        write(header)
+    action = op.action
+    if action == COPY:
+        write(rewrite_header(entry) if entry.has_global else entry.header)
+        reader.copy_data(write)
+    elif action == RENAME:
+        write(rewrite_header(entry, path=op.path))
+        reader.copy_data(write)
+    elif action == RELINK:
+        write(rewrite_header(entry, linkname=op.linkname))
+    elif action == FETCH:
+        assert op.src is not None and op.path is not None
+        _fetch(layers[op.src[0]], op.src[1], op.path, write)
+
+
+def write_trailer(out: OutputLayer, lw: LayerWriter) -> None:
+    """The end of a rebuilt layer: a streaming layer's trailer in a frame of its own, then
+    the end-of-archive marker."""
+    if out.streaming:
+        lw.end_frame()
+        write_items(out.trailer, lw.write)
+    lw.write(END_OF_ARCHIVE)
+
+
 def _rebuild(out: OutputLayer, layers: Sequence[Layer], lw: LayerWriter,
              progress: Progress | None, check: bool) -> None:
     write = lw.write
-    for item in out.preamble:
-        write(whiteout_header(item.path, item.opaque) if isinstance(item, Whiteout) else item)
+    write_items(out.preamble, write)
     for j in out.inputs:
         layer = layers[j]
         what = _what(layer)
@@ -93,27 +131,14 @@ def _rebuild(out: OutputLayer, layers: Sequence[Layer], lw: LayerWriter,
                 op = ops.get(o)
                 if op is None:
                     raise LayerError(f"{what}: layer has more entries than when it was scanned")
-                for header in op.prefix:
-                    write(header)
-                action = op.action
-                if action == COPY:
-                    write(rewrite_header(entry) if entry.has_global else entry.header)
-                    reader.copy_data(write)
-                elif action == RENAME:
-                    write(rewrite_header(entry, path=op.path))
-                    reader.copy_data(write)
-                elif action == RELINK:
-                    write(rewrite_header(entry, linkname=op.linkname))
-                elif action == FETCH:
-                    assert op.src is not None and op.path is not None
-                    _fetch(layers[op.src[0]], op.src[1], op.path, write)
+                write_entry(op, entry, reader, write, layers)
                 if progress:
                     progress(entry.size + 512)
             if count != len(ops):
                 raise LayerError(f"{what}: layer has fewer entries than when it was scanned")
             while tar.read(1 << 20):
                 pass
-    write(END_OF_ARCHIVE)
+    write_trailer(out, lw)
 
 
 def _fetch(layer: Layer, ordinal: int, path: str, write: Write) -> None:

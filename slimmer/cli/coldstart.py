@@ -14,11 +14,12 @@ from slimmer.cli.common import (
     BandwidthType,
     DurationType,
     apply_options,
+    check_output_file,
     registry_from_flags,
     registry_options,
     run,
     sigterm_as_interrupt,
-    write_atomic,
+    write_output,
 )
 from slimmer.coldstart.options import (
     DEFAULT_BANDWIDTH,
@@ -118,6 +119,7 @@ def coldstart(images: tuple[str, ...], json_out: str | None, **kw: Any) -> None:
 
     def go() -> None:
         options = options_from_flags(kw)
+        check_output_file(json_out, "--json")
         with sigterm_as_interrupt():
             report = api.coldstart(list(images), options, registry=registry_from_flags(kw))
         if json_out:
@@ -125,7 +127,7 @@ def coldstart(images: tuple[str, ...], json_out: str | None, **kw: Any) -> None:
             if json_out == "-":
                 sys.stdout.write(text)
             else:
-                write_atomic(json_out, text)
+                write_output(json_out, text.encode("utf-8"), "results")
         if json_out != "-":
             sys.stdout.write(report.render_text())
         if not report.ok:

@@ -8,16 +8,15 @@ import json
 import os
 import signal
 import sys
-import tempfile
-import time
 from typing import Any, Callable, Iterator
 
 import click
 
-from slimmer.errors import SlimmerError, StartError, UsageError
+from slimmer.cli.progress import Progress
+from slimmer.errors import OutputError, SlimmerError, StartError, UsageError
 from slimmer.report.model import Report
 from slimmer.transports.registry.options import RegistryOptions
-from slimmer.units import format_size, parse_bandwidth, parse_duration, parse_size
+from slimmer.units import parse_bandwidth, parse_duration, parse_size
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -37,13 +36,13 @@ class SizeType(click.ParamType):
 
 
 class DurationType(click.ParamType):
-    """A duration in the grammar of ``slimmer.units`` (300, 5m, 2.5s, 250ms); seconds."""
+    """A duration in the grammar of ``slimmer.units`` (30s, 5m, 1.5h, 250ms, 10)."""
 
     name = "DURATION"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        if isinstance(value, float):
-            return value
+        if isinstance(value, (int, float)):
+            return float(value)
         try:
             return parse_duration(value)
         except ValueError as exc:
@@ -102,62 +101,41 @@ def registry_from_flags(kw: dict[str, Any]) -> RegistryOptions:
                            insecure=tuple(kw["insecure"]))
 
 
-class Progress:
-    """A one-line progress display on a terminal; silent otherwise."""
-
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self._last = 0.0
-        self._shown = False
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self._last < 0.2:
-            return
-        self._last = now
-        pct = f"{100 * done / total:3.0f}%" if total else ""
-        amount = (f"{done} of {total} layers" if stage == "scan"
-                  else f"{format_size(done)} of {format_size(total)}")
-        sys.stderr.write(f"\r{stage}: {pct} {amount}   ")
-        sys.stderr.flush()
-        self._shown = True
-
-    def close(self) -> None:
-        if self._shown:
-            sys.stderr.write("\r" + " " * 60 + "\r")
-            sys.stderr.flush()
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same directory and a rename, so a
-    failed write leaves no half-written file; UsageError on failure."""
+def check_output_file(path: str | None, flag: str) -> None:
+    """Fail before the run, not after it, when ``path`` cannot be written: its directory
+    must exist and it must not be a directory itself."""
+    if not path or path == "-":
+        return
     directory = os.path.dirname(os.path.abspath(path))
-    temp = None
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path}: is a directory")
+    if not os.path.isdir(directory):
+        raise UsageError(f"{flag} {path}: no such directory {directory}")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"{flag} {path}: directory {directory} is not writable")
+
+
+def write_output(path: str, data: bytes, what: str) -> None:
+    """Write ``data`` to ``path`` atomically (temp file, then rename); OutputError on failure."""
+    from slimmer.report.html import write_atomic
     try:
-        fd, temp = tempfile.mkstemp(prefix=".slim-", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(temp, path)
+        write_atomic(path, data)
     except OSError as exc:
-        if temp is not None and os.path.exists(temp):
-            os.unlink(temp)
-        raise UsageError(f"writing {path}: {exc.strerror or exc}") from exc
+        raise OutputError(f"writing {what} {path}: {exc.strerror or exc}") from exc
 
 
-def emit_report(report: Report, json_out: str | None) -> None:
-    """Print the report as text, and as JSON to ``json_out`` (a file, or '-' for stdout)."""
+def emit_report(report: Report, json_out: str | None, html_out: str | None = None) -> None:
+    """Print the report as text, as JSON to ``json_out`` (a file, or '-' for stdout), and as
+    a page to ``html_out``; files are written atomically (temp file, then rename)."""
+    if html_out:
+        from slimmer.report.html import render_html
+        write_output(html_out, render_html(report).encode("utf-8"), "HTML report")
     if json_out:
         text = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
         if json_out == "-":
             sys.stdout.write(text)
             return
-        try:
-            with open(json_out, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise UsageError(f"writing report {json_out}: {exc.strerror}") from exc
+        write_output(json_out, text.encode("utf-8"), "report")
     # Paths in layers are bytes; undecodable ones come back as they were, not as a crash.
     text = report.render_text()
     if hasattr(sys.stdout, "buffer"):
@@ -200,13 +178,17 @@ def run(fn: Callable[[], None]) -> None:
         sys.exit(130)
 
 
-def run_with_report(make: Callable[[Progress], Report], json_out: str | None) -> None:
-    """Run a command that produces a report, with a progress display, and print the report."""
+def run_with_report(make: Callable[[Progress], Report], json_out: str | None,
+                    html_out: str | None = None) -> None:
+    """Run a command that produces a report, with a progress display, and print the report
+    (a run that fails writes no report file)."""
     def go() -> None:
+        check_output_file(json_out, "--json")
+        check_output_file(html_out, "--html")
         progress = Progress()
         try:
             report = make(progress)
         finally:
             progress.close()
-        emit_report(report, json_out)
+        emit_report(report, json_out, html_out)
     run(go)

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import click
 
-from slimmer.cli.common import SizeType, registry_from_flags, registry_options, run
-from slimmer.errors import UsageError
+from slimmer.cli.common import DurationType, SizeType, registry_from_flags, registry_options, run
+from slimmer.errors import RegistryError, UsageError
 from slimmer.hook.config import (
     TOKEN_ENV,
     HookConfig,
@@ -28,6 +28,7 @@ from slimmer.hook.config import (
     trust_by_rule,
 )
 from slimmer.hook.logs import setup_logging
+from slimmer.hook.served import Served
 from slimmer.hook.store.model import STATES, Job
 from slimmer.options import COMPRESSION_CHOICES, SlimOptions
 from slimmer.transports.registry.options import RegistryOptions
@@ -64,6 +65,27 @@ def _log_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _served_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--registry", "served_registries", multiple=True, metavar="HOST[:PORT]",
+                     help="A registry this hook acts for (repeatable; also [registry] hosts). "
+                          "Events naming any other host are ignored."),
+        click.option("--registry-address", metavar="HOST[:PORT]",
+                     help="Reach the (one) served registry at this address instead."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _served(cfg: HookConfig, kw: dict[str, Any]) -> Served:
+    """The served registries from --registry and [registry] (UsageError if none)."""
+    registry = cfg.registry
+    if kw.get("registry_address"):
+        registry = dataclasses.replace(registry, address=kw["registry_address"])
+    return registry.served(tuple(kw.get("served_registries") or ()))
+
+
 def _config(kw: dict[str, Any]) -> HookConfig:
     """The config file with the queue and log flags applied."""
     cfg = load_config(kw.get("config_path"))
@@ -79,12 +101,14 @@ def _config(kw: dict[str, Any]) -> HookConfig:
                                log_level=kw.get("log_level") or cfg.log_level)
 
 
-def _registry_for(cfg: HookConfig, flags: RegistryOptions) -> RegistryOptions:
-    """Registry options from flags and environment, completed by the config's [registry]."""
+def _registry_for(cfg: HookConfig, flags: RegistryOptions, served: Served) -> RegistryOptions:
+    """Registry options from flags and environment, completed by the config's [registry];
+    the explicit credentials are bound to the served registries."""
     r = cfg.registry
-    return dataclasses.replace(
+    options = dataclasses.replace(
         flags, tls_verify=flags.tls_verify if flags.tls_verify is not None else r.tls_verify,
         ca_file=flags.ca_file or r.ca_file, insecure=tuple(flags.insecure) + tuple(r.insecure))
+    return served.registry_options(options)
 
 
 def _logging(cfg: HookConfig) -> None:
@@ -116,8 +140,14 @@ def _logging(cfg: HookConfig) -> None:
               help="Accept notifications without a token (trusted networks only).")
 @click.option("--max-body", type=SizeType(), metavar="SIZE",
               help="Largest accepted body (default: 1MiB).")
-@click.option("--registry-address", metavar="HOST[:PORT]",
-              help="Reach the registry here instead of the address its events name.")
+@click.option("--max-queued", type=click.IntRange(min=1), default=None,
+              help="Answer 503 (the registry retries) while this many jobs wait "
+                   "(default: 10000).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), metavar="PEM",
+              help="Serve HTTPS with this certificate (chain); needs --tls-key.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), metavar="PEM",
+              help="The private key of --tls-cert.")
+@_served_options
 @click.option("--workers", type=click.IntRange(min=0), default=1, show_default=True,
               help="Job threads in this process; 0 runs the front only (run "
                    "'slim worker' elsewhere).")
@@ -133,6 +163,10 @@ def serve(**kw: Any) -> None:
               help="Jobs run at once in this process (default: 1).")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=None,
               help="Attempts per job before it fails (default: 5).")
+@click.option("--reconcile-every", type=DurationType(), default=None, metavar="DURATION",
+              help="Also queue missed tags (as --reconcile) at start and every DURATION, "
+                   "e.g. 10m (default: never).")
+@_served_options
 @_log_options
 @registry_options
 def worker(**kw: Any) -> None:
@@ -146,22 +180,31 @@ def worker(**kw: Any) -> None:
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True,
               help="How many recent jobs.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@click.option("--reconcile", is_flag=True,
+              help="Instead: list the served registries' repositories the rules match and "
+                   "queue every tag without an up-to-date slim counterpart.")
+@_served_options
+@registry_options
 def jobs(**kw: Any) -> None:
     """List recent hook jobs: state, source, destination, attempts, error, bytes saved."""
-    run(lambda: _jobs(kw))
+    run(lambda: _reconcile(kw, registry_from_flags(kw)) if kw.get("reconcile")
+        else _jobs(kw))
 
 
 
 def _serve(kw: dict[str, Any], flags: RegistryOptions) -> None:
+    from slimmer.hook.intake import Hook
     from slimmer.hook.queue import JobQueue, open_store
-    from slimmer.hook.server import Hook, HookServer, serve_in_thread
+    from slimmer.hook.server import HookServer, serve_in_thread
 
     cfg = _config(kw)
     _logging(cfg)
     server_cfg = cfg.server
     changes: dict[str, Any] = {}
     for key, flag in (("listen", "listen"), ("path", "webhook_path"),
-                      ("auth_header", "auth_header"), ("max_body", "max_body")):
+                      ("auth_header", "auth_header"), ("max_body", "max_body"),
+                      ("max_queued", "max_queued"), ("tls_cert", "tls_cert"),
+                      ("tls_key", "tls_key")):
         if kw.get(flag) is not None:
             changes[key] = kw[flag]
     token = (read_token_file(kw["token_file"]) if kw.get("token_file")
@@ -176,15 +219,17 @@ def _serve(kw: dict[str, Any], flags: RegistryOptions) -> None:
     if not rules:
         raise UsageError("no rules: give --rule GLOB=DESTINATION or [[rules]] in --config")
     trust_by_rule(rules)
+    served = _served(cfg, kw)
+    served.check_rules(rules)
     workers = kw.get("workers", 1)
     # Keys are read once, before anything listens or runs; a front without job threads
     # (--workers 0) never uses them and need not hold them.
     loaded = load_rule_trust(rules) if workers else rules
-    address = kw.get("registry_address") or cfg.registry.address
+    registry = _registry_for(cfg, flags, served) if workers else flags
 
     store = open_store(cfg.queue)
     queue = JobQueue(cfg.queue)
-    hook = Hook(rules, store, queue.enqueue, address, queue.pending)
+    hook = Hook(rules, store, queue.enqueue, served, queue.pending, server_cfg.max_queued)
     try:
         server = HookServer(server_cfg, hook)
     except OSError as exc:
@@ -196,7 +241,7 @@ def _serve(kw: dict[str, Any], flags: RegistryOptions) -> None:
         # runs jobs: a front with --workers 0 stays small.
         from slimmer.hook.worker import Worker, run_consumer
         worker_cfg = dataclasses.replace(cfg.worker, concurrency=workers)
-        job_worker = Worker(store, queue, worker_cfg, _registry_for(cfg, flags), rules=loaded)
+        job_worker = Worker(store, queue, worker_cfg, registry, rules=loaded, served=served)
         serve_in_thread(server)
 
         def stop_http() -> None:
@@ -224,13 +269,51 @@ def _worker(kw: dict[str, Any], flags: RegistryOptions) -> None:
 
     cfg = _config(kw)
     _logging(cfg)
-    changes = {k: kw[k] for k in ("concurrency", "max_attempts") if kw.get(k) is not None}
+    changes = {k: kw[k] for k in ("concurrency", "max_attempts", "reconcile_every")
+               if kw.get(k) is not None}
     worker_cfg = dataclasses.replace(cfg.worker, **changes)
+    served = _served(cfg, kw)
+    served.check_rules(cfg.rules)
+    registry = _registry_for(cfg, flags, served)
     rules = load_rule_trust(cfg.rules)        # bad keys or passwords stop us here
     store = open_store(cfg.queue)
     queue = JobQueue(cfg.queue)
-    job_worker = Worker(store, queue, worker_cfg, _registry_for(cfg, flags), rules=rules)
+    job_worker = Worker(store, queue, worker_cfg, registry, rules=rules, served=served)
     run_consumer(job_worker)
+
+
+def _reconcile(kw: dict[str, Any], flags: RegistryOptions) -> None:
+    from slimmer.hook.intake import Hook
+    from slimmer.hook.queue import JobQueue, open_store
+    from slimmer.hook.reconcile import reconcile
+
+    cfg = _config(kw)
+    if not cfg.rules:
+        raise UsageError("--reconcile needs the rules: give --config")
+    served = _served(cfg, kw)
+    served.check_rules(cfg.rules)
+    registry = _registry_for(cfg, flags, served)
+    store = open_store(cfg.queue)
+    try:
+        queue = JobQueue(cfg.queue)
+        hook = Hook(cfg.rules, store, queue.enqueue, served, queue.pending,
+                    cfg.server.max_queued)
+        found = reconcile(hook, registry)
+    finally:
+        store.close()
+    if kw.get("as_json"):
+        sys.stdout.write(json.dumps({"checked": found.checked, "up_to_date": found.up_to_date,
+                                     **found.summary, "errors": found.errors},
+                                    sort_keys=True) + "\n")
+    else:
+        click.echo(f"reconcile: {found.checked} tags checked, {found.up_to_date} up to date, "
+                   f"{found.queued} queued, {len(found.summary.get('duplicates', []))} "
+                   "already queued")
+        for item in found.summary.get("queued", []):
+            assert isinstance(item, dict)
+            click.echo(f"  queued {item['repository']}:{item['tag']} -> {item['destination']}")
+    if found.errors:
+        raise RegistryError("reconcile: " + "; ".join(found.errors))
 
 
 def _jobs(kw: dict[str, Any]) -> None:

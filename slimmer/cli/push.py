@@ -53,6 +53,8 @@ def slim_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Layers built in parallel (default: all cores)."),
         click.option("--json", "json_out", metavar="FILE|-",
                      help="Write the report as JSON to FILE, or '-' for stdout."),
+        click.option("--html", "html_out", metavar="FILE",
+                     help="Write the report as one self-contained HTML page to FILE."),
     ])
 
 
@@ -83,7 +85,7 @@ def push(source: str, destination: str, **kw: Any) -> None:
             return api.slim(source, destination, options_from_flags(kw), progress=progress,
                             registry=registry_from_flags(kw), trust=trust_from_flags(kw),
                             checks=checks)
-    run_with_report(make, kw["json_out"])
+    run_with_report(make, kw["json_out"], kw["html_out"])
 
 
 @click.command()
@@ -95,7 +97,7 @@ def analyze(source: str, **kw: Any) -> None:
     from slimmer import api
     run_with_report(lambda progress: api.analyze(
         source, options_from_flags(kw), progress=progress, registry=registry_from_flags(kw)),
-        kw["json_out"])
+        kw["json_out"], kw["html_out"])
 
 
 @click.command()

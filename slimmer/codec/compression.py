@@ -17,6 +17,7 @@ try:  # Python 3.14+
 except ImportError:  # pragma: no cover - depends on the Python version
     from backports import zstd  # type: ignore[no-redef]
 
+from slimmer.codec.outstream import BlobOutput
 from slimmer.codec.result import LayerResult
 from slimmer.errors import BlobError, LayerError
 from slimmer.oci.image import BlobWriter
@@ -186,22 +187,39 @@ class DiffIdReader:
             pass
 
 
+#: The compressors are fed exactly this many bytes at a time: ISA-L's deflate output depends
+#: on how its input is cut, so without a fixed cut the bytes of a gzip layer would depend on
+#: how the network or the tar filter happened to hand data over. (zstd's do not.)
+FEED = 1 << 20
+
+
 class LayerWriter:
-    """Compresses a tar stream into a BlobWriter, hashing tar bytes and blob bytes in one pass."""
+    """Compresses a tar stream into a BlobWriter, hashing tar bytes and blob bytes in one pass.
+
+    ``end_frame`` closes the current zstd frame (gzip member) and frees the compressor; later
+    writes start a new one, so a blob can hold a body and a trailer compressed at different
+    times (every zstd and gzip decoder reads concatenated frames/members as one stream).
+    """
 
     def __init__(self, out: BlobWriter, compression: Compression, level: int | None = None,
-                 threads: int = 0, diff_id: str | None = None) -> None:
-        """``diff_id``: the tar's known, separately verified diff_id (then it is not hashed)."""
-        self._out = out
+                 threads: int = 0, diff_id: str | None = None,
+                 tar_hash: "hashlib._Hash | None" = None, tar_size: int = 0) -> None:
+        """``diff_id``: the tar's known, separately verified diff_id (then it is not hashed);
+        ``tar_hash``/``tar_size``: the hash state and size of tar bytes already counted (a
+        speculative build that copied a prefix before it knew it would need its own hash)."""
+        self._out = BlobOutput(out)
         self._diff_id = diff_id
         self._compression = compression
-        level = DEFAULT_LEVEL[compression] if level is None else level
-        self._tar_hash = hashlib.sha256()
-        self._blob_hash = hashlib.sha256()
-        self.tar_size = 0
+        self._level = DEFAULT_LEVEL[compression] if level is None else level
+        self._threads = threads
+        self._tar_hash = tar_hash if tar_hash is not None else hashlib.sha256()
+        self._pending = bytearray()
+        self.tar_size = tar_size
         self.size = 0
-        self._cobj: Any
-        if compression == ZSTD:
+        self._cobj: Any = None
+
+    def _compressor(self) -> Any:
+        if self._compression == ZSTD:
             # zstd's multi-threaded mode gives the same bytes for any worker count >= 1, so the
             # output does not depend on --jobs; one worker already overlaps compression with
             # the tar work in this thread.
@@ -210,33 +228,78 @@ class LayerWriter:
             # output at the same speed, with ~60 MiB of compressor memory. Every zstd decoder
             # accepts the window (the zstd CLI's default limit is 128 MiB).
             P = zstd.CompressionParameter
-            self._cobj = zstd.ZstdCompressor(options={
-                P.compression_level: level, P.nb_workers: max(1, threads),
+            return zstd.ZstdCompressor(options={
+                P.compression_level: self._level, P.nb_workers: max(1, self._threads),
                 P.enable_long_distance_matching: 1, P.window_log: ZSTD_WINDOW_LOG})
-        elif compression == GZIP:
-            self._cobj = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
-        else:
-            self._cobj = None
+        if self._compression == GZIP:
+            return isal_zlib.compressobj(self._level, isal_zlib.DEFLATED, 31)
+        return None
 
     def _emit(self, data: bytes | memoryview) -> None:
         if data:
-            self._blob_hash.update(data)
             self.size += len(data)
             self._out.write(data)
+
+    def _feed(self, data: bytes | memoryview) -> None:
+        if self._compression == NONE:
+            self._emit(data)
+            return
+        if self._cobj is None:
+            self._cobj = self._compressor()
+        self._emit(self._cobj.compress(data))
 
     def write(self, data: bytes | memoryview) -> None:
         if self._diff_id is None:
             self._tar_hash.update(data)
-        self.tar_size += len(data)
-        if self._cobj is None:
-            self._emit(data)
-        else:
-            self._emit(self._cobj.compress(data))
+        n = len(data)
+        self.tar_size += n
+        pending = self._pending
+        if not pending and n == FEED:
+            self._feed(data)
+            return
+        pending += data
+        if len(pending) >= FEED:
+            view = memoryview(pending)
+            cut = len(pending) - len(pending) % FEED
+            for start in range(0, cut, FEED):
+                self._feed(view[start:start + FEED])
+            view.release()
+            del pending[:cut]
+
+    def start_hashing(self, tar_hash: "hashlib._Hash") -> None:
+        """From now on hash the tar bytes, continuing from ``tar_hash`` (the hash of the
+        ``tar_size`` bytes written so far): for a writer that was copying a tar of known
+        diff_id and starts to write something else."""
+        self._diff_id = None
+        self._tar_hash = tar_hash
+
+    def drain(self) -> None:
+        """Wait until the blob writer has everything emitted so far (it may then be used
+        directly, e.g. flushed)."""
+        self._out.drain()
+
+    def discard(self) -> None:
+        """Throw away what is in flight (the caller aborts the blob writer)."""
+        self._out.discard()
+        self._cobj = None
+
+    def end_frame(self) -> None:
+        """Compress what is pending and close the frame (member); frees the compressor."""
+        if self._pending:
+            self._feed(bytes(self._pending))
+            self._pending.clear()
+        if self._cobj is not None:
+            self._emit(self._cobj.flush())
+            self._cobj = None
 
     def close(self) -> LayerResult:
         """Flush the compressor and return the result; the caller commits the blob."""
-        if self._cobj is not None:
-            self._emit(self._cobj.flush())
-        return LayerResult("sha256:" + self._blob_hash.hexdigest(), self.size,
+        if self._pending or self._cobj is not None or (self.size == 0 and
+                                                       self._compression != NONE):
+            if self._cobj is None and not self._pending:
+                self._cobj = self._compressor()   # an empty tar still gets one frame
+            self.end_frame()
+        self._out.close()
+        return LayerResult("sha256:" + self._out.hash.hexdigest(), self.size,
                            self._diff_id or "sha256:" + self._tar_hash.hexdigest(), self.tar_size,
                            self._compression)

@@ -7,6 +7,7 @@ entries that must change (renamed, relinked, retyped) get a new header (``codec.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from typing import BinaryIO, Callable, Iterator
 
@@ -26,6 +27,8 @@ from slimmer.oci.layer import (
 )
 
 BLOCK = 512
+#: The most bytes after the end-of-archive marker that ``TarReader.tail`` keeps.
+TAIL_LIMIT = 1 << 20
 CHUNK = 1 << 20
 _ZERO_BLOCK = bytes(BLOCK)
 
@@ -136,14 +139,24 @@ class TarReader:
 
     After an entry is yielded the caller may call ``head``, ``copy_data`` or ``read_data``;
     whatever is not consumed is skipped when iteration continues. ``end_offset`` is the number
-    of bytes up to the end-of-archive marker; the rest of the stream is drained (for hashing).
+    of bytes up to the end-of-archive marker; the rest of the stream is drained, and kept in
+    ``tail`` when it is at most ``TAIL_LIMIT`` bytes (else ``tail`` is None).
+
+    With ``hashing`` every byte of the stream is hashed as it is consumed (``diff_id()`` at
+    the end); ``hash_state()`` is a copy of the hash of everything consumed so far, which is
+    what a caller that copied every byte so far has written.
     """
 
-    def __init__(self, stream: BinaryIO, what: str) -> None:
+    def __init__(self, stream: BinaryIO, what: str, hashing: bool = False) -> None:
         self._stream = stream
         self._what = what
         self._buf = b""
         self._pos = 0
+        self._hash = hashlib.sha256() if hashing else None
+        self._hpos = 0              # bytes of self._buf before this are hashed
+        self._hashed = 0            # stream offset the hash has reached
+        self.tail: bytes | None = b""
+        self.synthesized_padding = False   # the stream lacked the last member's padding
         self._consumed = 0          # stream offset of self._buf[0]
         self._data_left = 0         # unread data+padding bytes of the current entry
         self._data_size = 0
@@ -158,10 +171,51 @@ class TarReader:
             chunk = self._stream.read(max(CHUNK, n))
             if not chunk:
                 return False
+            self._hash_to(self._pos)
             self._consumed += self._pos
             self._buf = self._buf[self._pos:] + chunk
-            self._pos = 0
+            self._pos = self._hpos = 0
         return True
+
+    def _hash_to(self, pos: int) -> None:
+        """Hash the buffer's consumed bytes up to ``pos`` that are not hashed yet."""
+        if self._hash is not None and pos > self._hpos:
+            self._hash.update(memoryview(self._buf)[self._hpos:pos])
+            self._hashed += pos - self._hpos
+            self._hpos = pos
+
+    def _tap(self, chunk: bytes | memoryview) -> None:
+        """A chunk consumed without passing through the buffer."""
+        if self._hash is not None:
+            self._hash.update(chunk)
+            self._hashed += len(chunk)
+
+    def hash_at(self, offset: int) -> "hashlib._Hash | None":
+        """A copy of the hash of the stream up to ``offset`` (the start of the current
+        entry), or None when the hash has already moved past it (its header crossed a buffer
+        refill). Needs ``hashing``."""
+        assert self._hash is not None
+        return self._hash.copy() if self._hashed == offset else None
+
+    def hash_state(self) -> "hashlib._Hash":
+        """A copy of the hash of every byte consumed so far (needs ``hashing``)."""
+        assert self._hash is not None
+        self._hash_to(self._pos)
+        return self._hash.copy()
+
+    @property
+    def hashing(self) -> bool:
+        return self._hash is not None
+
+    def stop_hashing(self) -> None:
+        """Hash no more (a caller that hashes what it writes itself and needs no input hash)."""
+        self._hash = None
+
+    def diff_id(self) -> str:
+        """``sha256:...`` of the whole stream, once it is drained (needs ``hashing``)."""
+        assert self._hash is not None
+        self._hash_to(len(self._buf))
+        return "sha256:" + self._hash.hexdigest()
 
     def _take(self, n: int) -> bytes:
         if not self._fill(n):
@@ -180,17 +234,20 @@ class TarReader:
             self._pos += n
             return
         n -= avail
+        self._hash_to(len(self._buf))
         self._consumed += len(self._buf)
-        self._buf, self._pos = b"", 0
+        self._buf, self._pos, self._hpos = b"", 0, 0
         while n > 0:
             chunk = self._stream.read(CHUNK)
             if not chunk:
                 if n <= self._pad:  # only the last member's padding is missing (umoci insert)
+                    self.synthesized_padding = True
                     return
                 raise LayerError(f"{self._what}: tar stream is truncated")
             if len(chunk) > n:
-                self._buf, self._pos = chunk, n
+                self._buf, self._pos, self._hpos = chunk, n, 0
                 return
+            self._tap(chunk)
             self._consumed += len(chunk)
             n -= len(chunk)
 
@@ -225,19 +282,22 @@ class TarReader:
         if avail:
             write(memoryview(self._buf)[self._pos:])
             left -= avail
+        self._hash_to(len(self._buf))
         self._consumed += len(self._buf)
-        self._buf, self._pos = b"", 0
+        self._buf, self._pos, self._hpos = b"", 0, 0
         while left > 0:
             chunk = self._stream.read(CHUNK)
             if not chunk:
                 if with_padding and left <= self._pad:  # last member's padding missing: add it
+                    self.synthesized_padding = True
                     write(bytes(left))
                     return
                 raise LayerError(f"{self._what}: tar stream is truncated")
             if len(chunk) > left:
                 write(memoryview(chunk)[:left])
-                self._buf, self._pos = chunk, left
+                self._buf, self._pos, self._hpos = chunk, left, 0
                 return
+            self._tap(chunk)
             write(chunk)
             self._consumed += len(chunk)
             left -= len(chunk)
@@ -269,6 +329,7 @@ class TarReader:
                 self.end_offset = start
                 self._drain()
                 return
+            self._hash_to(self._pos)      # the hash ends where this entry starts (hash_at)
             entry = self._entry(start)
             self._data_size = entry.size
             self._data_left = self._padded(entry.size)
@@ -384,13 +445,24 @@ class TarReader:
         return entry
 
     def _drain(self) -> None:
+        """Read the rest of the stream (from the end-of-archive marker on) into ``tail``."""
+        tail: list[bytes] | None = [bytes(memoryview(self._buf)[self._pos:])]
+        self._hash_to(len(self._buf))
         self._consumed += len(self._buf)
-        self._buf, self._pos = b"", 0
+        self._buf, self._pos, self._hpos = b"", 0, 0
+        size = len(tail[0]) if tail else 0
         while True:
             chunk = self._stream.read(CHUNK)
             if not chunk:
-                return
+                break
+            self._tap(chunk)
             self._consumed += len(chunk)
+            size += len(chunk)
+            if tail is not None:
+                tail.append(chunk)
+                if size > TAIL_LIMIT:
+                    tail = None
+        self.tail = b"".join(tail) if tail is not None else None
 
 
 def _merge_records(base: list[tuple[str, bytes]],

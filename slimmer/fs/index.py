@@ -38,7 +38,7 @@ class LayerIndex:
     """All members of one input layer in archive order, plus its uncompressed size."""
 
     digest: str
-    diff_id: str
+    diff_id: str | None       # checked against the config during the scan; None: not checked
     tar_size: int
     compression: Compression
     entries: list[Rec] = field(default_factory=list)

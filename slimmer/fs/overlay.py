@@ -22,8 +22,21 @@ def parent_of(path: str) -> str:
 
 def ancestors(path: str) -> list[str]:
     """Ancestor directories of ``path``, root first, excluding the root itself and ``path``."""
-    parts = path.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+    out = []
+    end = path.find("/")
+    while end > 0:
+        out.append(path[:end])
+        end = path.find("/", end + 1)
+    return out
+
+
+def add_ancestors(path: str, into: set[str]) -> None:
+    """Add the ancestor directories of ``path`` to ``into``, stopping at the first one that
+    is there already (its own ancestors were added with it): linear over a layer."""
+    p = path.rpartition("/")[0]
+    while p and p not in into:
+        into.add(p)
+        p = p.rpartition("/")[0]
 
 
 class Overlay:
@@ -77,10 +90,13 @@ class Overlay:
         self.entries[path] = ref
         self.is_dir[path] = is_dir
         p = path
+        children = self.children
         while p:  # link the path, and any implicit parent directories, into the tree
-            par = parent_of(p)
-            sibs = self.children.setdefault(par, set())
-            if p in sibs:
+            par = p.rpartition("/")[0]
+            sibs = children.get(par)
+            if sibs is None:
+                children[par] = sibs = set()
+            elif p in sibs:
                 break
             sibs.add(p)
             p = par

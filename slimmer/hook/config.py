@@ -20,6 +20,7 @@ from slimmer.hook.rules import (
     options_from_mapping,
     trust_from_mapping,
 )
+from slimmer.hook.served import NO_REGISTRY, Served
 from slimmer.options import SlimOptions
 from slimmer.trust.options import TrustOptions
 from slimmer.units import parse_duration, parse_size
@@ -65,6 +66,9 @@ class WorkerConfig:
     lease: float = 60.0
     requeue_after: float = 900.0
     shutdown_timeout: float = 60.0
+    #: Seconds between catch-up runs (list the rules' repositories, queue tags without a slim
+    #: counterpart); 0: never, run ``slim jobs --reconcile`` instead.
+    reconcile_every: float = 0.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.max_attempts < 1:
@@ -90,6 +94,16 @@ class ServerConfig:
     allow_unauthenticated: bool = False
     max_connections: int = 64
     request_timeout: float = 10.0
+    #: Jobs waiting (queued or retrying) beyond which pushes get 503 until workers catch up.
+    max_queued: int = 10000
+    tls_cert: str | None = None                 # PEM certificate (chain) to serve HTTPS with
+    tls_key: str | None = None                  # its PEM private key
+
+    def __post_init__(self) -> None:
+        if self.max_queued < 1:
+            raise UsageError("[server] max_queued must be at least 1")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise UsageError("give both --tls-cert and --tls-key (or neither)")
 
     @property
     def address(self) -> tuple[str, int]:
@@ -101,14 +115,23 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class RegistryConfig:
-    """How the worker reaches registries: an address that replaces the advertised one, and
-    the TLS settings of ``RegistryOptions`` (credentials come from the usual environment
-    variables and docker/podman login files)."""
+    """The registries the hook serves (``hosts``: events naming any other are ignored), an
+    address to reach the registry at, credentials for other registries rules push to (host ->
+    name of the variable holding USER:PASS), and the TLS settings of ``RegistryOptions``."""
 
+    hosts: tuple[str, ...] = ()
     address: str | None = None
+    credentials: tuple[tuple[str, str], ...] = ()
     tls_verify: bool | None = None
     ca_file: str | None = None
     insecure: tuple[str, ...] = ()
+
+    def served(self, extra_hosts: Sequence[str] = ()) -> Served:
+        """The served registries: these hosts plus ``extra_hosts`` (``--registry``)."""
+        hosts = tuple(dict.fromkeys((*extra_hosts, *self.hosts)))
+        if not hosts:
+            raise UsageError(NO_REGISTRY)
+        return Served(hosts, self.address, self.credentials)
 
 
 @dataclass(frozen=True)
@@ -152,7 +175,8 @@ def _size(value: Any, where: str) -> int:
 
 
 #: The keys that are durations (seconds, or "30s", "5m", "1h"), per section.
-_DURATIONS = {"worker": ("backoff", "max_backoff", "lease", "requeue_after", "shutdown_timeout"),
+_DURATIONS = {"worker": ("backoff", "max_backoff", "lease", "requeue_after", "shutdown_timeout",
+                         "reconcile_every"),
               "server": ("request_timeout",)}
 
 
@@ -165,6 +189,26 @@ def _durations(table: dict[str, Any], where: str) -> dict[str, Any]:
             except ValueError as exc:
                 raise UsageError(f"config: [{where}] {key}: {exc}") from exc
     return out
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise UsageError(f"config: {where} must be a list of strings")
+    return tuple(value)
+
+
+def _registry_table(table: dict[str, Any]) -> dict[str, Any]:
+    for key in ("hosts", "insecure"):
+        if key in table:
+            table[key] = _strings(table[key], f"[registry] {key}")
+    if "credentials" in table:
+        creds = table["credentials"]
+        if not isinstance(creds, dict) or not all(isinstance(v, str) and v
+                                                  for v in creds.values()):
+            raise UsageError('config: [registry.credentials] maps hosts to variable names '
+                             '("mirror.example:5000" = "MIRROR_CREDS")')
+        table["credentials"] = tuple(sorted(creds.items()))
+    return table
 
 
 def read_token_file(path: str) -> str:
@@ -273,9 +317,7 @@ def load_config(path: str | None) -> HookConfig:
     if "max_body" in server:
         server["max_body"] = _size(server["max_body"], "server.max_body")
     server = _durations(server, "server")
-    registry = _known(_table(doc, "registry"), RegistryConfig, "registry")
-    if "insecure" in registry:
-        registry["insecure"] = tuple(registry["insecure"])
+    registry = _registry_table(_known(_table(doc, "registry"), RegistryConfig, "registry"))
     log = _table(doc, "log")
     _known_keys(log, ("format", "level"), "log")
     rules_doc = doc.get("rules", [])

@@ -1,7 +1,11 @@
 """Parse registry notifications into push events: CNCF distribution's envelope (v1 and v2
 media types) and Harbor's ``PUSH_ARTIFACT`` webhook (default and CloudEvents formats).
 
-Parsing is pure: bytes in, ``PushEvent`` records and reasons for skipped events out. A body
+Parsing is pure: bytes in, ``PushEvent`` records and reasons for skipped events out. Event
+fields are untrusted input: repository names and tags are checked against the distribution
+grammar, digests against ``sha256:<64 hex>``, sizes and registry names bounded; an event that
+fails is *invalid* and skipped, the rest of its envelope still counts (a sender retries a
+refused envelope without end, so one odd event must not block the ones after it). Only a body
 that is not one of these formats raises ``EventError`` (the server answers 400 with its text).
 """
 
@@ -10,11 +14,12 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slimmer.errors import InputError
 from slimmer.oci.media import INDEX_TYPES, MANIFEST_TYPES
+from slimmer.oci.refs import valid_registry, valid_repository, valid_tag
 
 #: Envelope media types sent by distribution 2.x (v1) and 3.x (v2); the JSON is the same shape.
 DISTRIBUTION_V1 = "application/vnd.docker.distribution.events.v1+json"
@@ -25,6 +30,8 @@ ACCEPTED_TYPES = frozenset({DISTRIBUTION_V1, DISTRIBUTION_V2, "application/json"
 HARBOR_PUSH = "PUSH_ARTIFACT"
 HARBOR_CLOUDEVENT_PUSH = "harbor.artifact.pushed"
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: Largest manifest a push event may announce (the registry client's own limit).
+MAX_MANIFEST_SIZE = 4 << 20
 
 
 class EventError(InputError, ValueError):
@@ -51,10 +58,31 @@ class PushEvent:
 
 @dataclass
 class Parsed:
-    """What one request body held: push events to consider, and why the others were skipped."""
+    """What one request body held: push events to consider, why the others were skipped
+    (not pushes of tagged manifests), and why some were invalid (malformed fields)."""
 
     pushes: list[PushEvent]
     skipped: list[str]
+    invalid: list[str] = field(default_factory=list)
+
+
+def _invalid(repository: str | None, tag: str | None, digest: str | None,
+             registry: str | None) -> str | None:
+    """Why an event's fields are not acceptable, or None."""
+    if not repository or not valid_repository(repository):
+        return f"invalid repository name {_show(repository)}"
+    if not tag or not valid_tag(tag):
+        return f"invalid tag {_show(tag)}"
+    if not digest or not _DIGEST_RE.match(digest):
+        return f"invalid digest {_show(digest)}"
+    if registry is not None and not valid_registry(registry):
+        return f"invalid registry name {_show(registry)}"
+    return None
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def parse_notification(body: bytes, content_type: str | None = None) -> Parsed:
@@ -89,7 +117,8 @@ def _distribution(doc: dict[str, Any]) -> Parsed:
     out = Parsed([], [])
     for n, event in enumerate(events):
         if not isinstance(event, dict):
-            raise EventError(f"event {n} is not a JSON object")
+            out.invalid.append(f"event {n} is not a JSON object")
+            continue
         target = event.get("target")
         request: dict[str, Any] = event["request"] if isinstance(event.get("request"), dict) \
             else {}
@@ -99,30 +128,39 @@ def _distribution(doc: dict[str, Any]) -> Parsed:
         action = event.get("action")
         media_type = _str(target.get("mediaType"))
         if action != "push":
-            out.skipped.append(f"action {action!r}")
+            out.skipped.append(f"action {_show(action)}")
             continue
         if media_type not in MANIFEST_TYPES and media_type not in INDEX_TYPES:
-            out.skipped.append(f"not a manifest push ({media_type})")
+            out.skipped.append(f"not a manifest push ({_show(media_type)})")
             continue
         repository, tag, digest = (_str(target.get(k)) for k in ("repository", "tag", "digest"))
-        if not tag:
+        if not tag and target.get("tag") is None:
             out.skipped.append("push by digest (no tag)")
             continue
-        if not repository or not digest or not _DIGEST_RE.match(digest):
-            out.skipped.append("incomplete target (repository or digest missing)")
+        size = target.get("size", 0)
+        registry = _registry_of(_str(target.get("url")), _str(request.get("host")))
+        why = _invalid(repository, tag, digest, registry)
+        if why is None and (not isinstance(size, int) or isinstance(size, bool)
+                            or not 0 <= size <= MAX_MANIFEST_SIZE):
+            why = f"invalid manifest size {_show(size)}"
+        if why is not None:
+            out.invalid.append(f"event {n}: {why}")
             continue
-        out.pushes.append(PushEvent(repository, tag, digest,
-                                    _registry_of(_str(target.get("url")),
-                                                 _str(request.get("host"))),
-                                    media_type, _str(request.get("useragent")),
-                                    _str(event.get("id")), "distribution"))
+        assert repository and tag and digest
+        out.pushes.append(PushEvent(repository, tag, digest, registry, media_type,
+                                    _str(request.get("useragent")), _str(event.get("id")),
+                                    "distribution"))
     return out
 
 
 def _registry_of(url: str | None, host: str | None) -> str | None:
-    """``HOST[:PORT]`` from the event's ``target.url``, else ``request.host``."""
+    """``HOST[:PORT]`` from the event's ``target.url``, else ``request.host`` (only a name
+    to compare with the served registries: the hook never connects to it)."""
     if url:
-        netloc = urllib.parse.urlsplit(url).netloc
+        try:
+            netloc = urllib.parse.urlsplit(url).netloc
+        except ValueError:
+            return url[:255]          # not a URL: fails the registry-name check
         if netloc:
             return netloc.rsplit("@", 1)[-1]
     return host
@@ -141,17 +179,20 @@ def _harbor(data: Any, kind: Any, push_type: str) -> Parsed:
     if full is None and _str(repo.get("namespace")) and _str(repo.get("name")):
         full = f"{repo['namespace']}/{repo['name']}"
     out = Parsed([], [])
-    for resource in resources:
+    for n, resource in enumerate(resources):
         if not isinstance(resource, dict):
-            raise EventError("Harbor resource is not a JSON object")
+            out.invalid.append(f"Harbor resource {n} is not a JSON object")
+            continue
         tag, digest = _str(resource.get("tag")), _str(resource.get("digest"))
-        if not tag:
+        if not tag and resource.get("tag") is None:
             out.skipped.append("push by digest (no tag)")
             continue
-        if not full or not digest or not _DIGEST_RE.match(digest):
-            out.skipped.append("incomplete Harbor resource (repository or digest missing)")
-            continue
         url = _str(resource.get("resource_url"))
-        registry = url.split("/", 1)[0] if url and "/" in url else None
+        registry = url.split("/", 1)[0] if url and "/" in url else url
+        why = _invalid(full, tag, digest, registry)
+        if why is not None:
+            out.invalid.append(f"Harbor resource {n}: {why}")
+            continue
+        assert full and tag and digest
         out.pushes.append(PushEvent(full, tag, digest, registry, None, None, None, "harbor"))
     return out

@@ -114,6 +114,12 @@ class Rule:
         """Whether ``REGISTRY/REPO:TAG`` could be this rule's output."""
         return bool(template_regex(self.destination).match(reference))
 
+    def destination_host(self) -> str | None:
+        """The registry the destination template names literally (None: the source's own
+        registry, ``{registry}``, or a host built from placeholders)."""
+        first = _full_template(self.destination).split("/", 1)[0]
+        return None if "{" in first else first
+
     def destination_for(self, registry: str, repository: str, tag: str, digest: str) -> str:
         return render_template(self.destination, registry, repository, tag, digest)
 

@@ -1,6 +1,7 @@
-"""``slim serve``: the webhook front. It authenticates a notification, parses it, decides per
-push event (rules, loop prevention, dedupe), records and queues jobs, and answers 202 at once;
-the slimming happens in workers. Also ``GET /healthz`` and ``GET /metrics``.
+"""``slim serve``'s HTTP side: it authenticates a notification, parses it, hands it to the
+intake (``hook.intake``: served registries, rules, dedupe, queue) and answers 202 at once; the
+slimming happens in workers. Also ``GET /healthz`` and ``GET /metrics``; HTTPS when a
+certificate and key are configured.
 
 The HTTP layer is the standard library's ThreadingHTTPServer, made safe for this one job:
 a socket timeout and an overall deadline per request, a body cap checked against
@@ -13,166 +14,18 @@ import hmac
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from slimmer.errors import SlimmerError
+from slimmer.errors import SlimmerError, UsageError
 from slimmer.hook.config import ServerConfig
-from slimmer.hook.events import EventError, Parsed, PushEvent, parse_notification
-from slimmer.hook.identity import USER_AGENT_PREFIX
-from slimmer.hook.rules import Rule, Verdict, decide, job_id, job_options
-from slimmer.hook.store.model import STATES, JobSpec, JobStore
+from slimmer.hook.events import EventError, parse_notification
+from slimmer.hook.intake import Hook, QueueFull
 
 log = logging.getLogger("slimmer.hook.server")
-
-#: Outcomes of one push event, as counted in ``slimmer_hook_events_total``.
-OUTCOMES = ("queued", "duplicate", "ignored", "own")
-
-
-@dataclass
-class FrontMetrics:
-    """Counters of this front process (job counts come from the shared store)."""
-
-    events_received: int = 0
-    outcomes: dict[str, int] = field(default_factory=lambda: {o: 0 for o in OUTCOMES})
-    requests: dict[int, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def request(self, status: int) -> None:
-        with self.lock:
-            self.requests[status] = self.requests.get(status, 0) + 1
-
-    def event(self, outcome: str) -> None:
-        with self.lock:
-            self.events_received += 1
-            self.outcomes[outcome] += 1
-
-
-class Hook:
-    """Turns parsed notifications into jobs: what the server does once a body is accepted."""
-
-    def __init__(self, rules: Sequence[Rule], store: JobStore,
-                 enqueue: Callable[[str], None], registry_address: str | None = None,
-                 pending: Callable[[], int] | None = None) -> None:
-        self.rules = tuple(rules)
-        self.store = store
-        self.enqueue = enqueue
-        self.registry_address = registry_address
-        self.pending = pending
-        self.metrics = FrontMetrics()
-
-    def process(self, parsed: Parsed) -> dict[str, Any]:
-        """Queue a job for every push a rule matches; the summary goes back to the sender."""
-        summary: dict[str, Any] = {"queued": [], "duplicates": [], "ignored": []}
-        for reason in parsed.skipped:
-            self.metrics.event("ignored")
-            summary["ignored"].append({"reason": reason})
-        for push in parsed.pushes:
-            outcome, detail = self._one(push)
-            self.metrics.event(outcome)
-            if outcome == "queued":
-                summary["queued"].append(detail)
-            elif outcome == "duplicate":
-                summary["duplicates"].append(detail)
-            else:
-                summary["ignored"].append(detail)
-        return summary
-
-    def _one(self, push: PushEvent) -> tuple[str, dict[str, Any]]:
-        what = {"repository": push.repository, "tag": push.tag, "digest": push.digest}
-        if push.user_agent and push.user_agent.startswith(USER_AGENT_PREFIX):
-            log.info("ignored own push %s:%s (User-Agent)", push.repository, push.tag,
-                     extra=what)
-            return "own", {**what, "reason": "pushed by slimmer-hook (User-Agent)"}
-        registry = self.registry_address or push.registry
-        if not registry:
-            return "ignored", {**what, "reason": "the event names no registry; set "
-                                                 "[registry] address"}
-        aliases = [push.registry] if push.registry and push.registry != registry else []
-        decision = decide(self.rules, registry, push.repository, push.tag, push.digest,
-                          aliases)
-        if decision.rule is None or decision.destination is None:
-            log.info("ignored push %s:%s: %s", push.repository, push.tag, decision.reason,
-                     extra={**what, "reason": decision.reason})
-            return ("own" if decision.verdict == Verdict.PRODUCED else "ignored",
-                    {**what, "reason": decision.reason})
-        source = f"{registry}/{push.repository}@{push.digest}"
-        jid = job_id(source, decision.destination)
-        spec = JobSpec(jid, source, decision.destination, registry, push.repository, push.tag,
-                       push.digest, decision.rule.name, job_options(decision.rule))
-        detail = {**what, "job": jid, "destination": decision.destination}
-        if not self.store.create(spec):
-            log.info("duplicate push %s:%s (job %s exists)", push.repository, push.tag, jid,
-                     extra=detail)
-            return "duplicate", detail
-        self.enqueue(jid)
-        log.info("queued job %s: %s -> %s", jid, source, decision.destination,
-                 extra={**detail, "rule": decision.rule.name})
-        return "queued", detail
-
-    # -- metrics ------------------------------------------------------------------------------
-
-    def render_metrics(self) -> str:
-        """Prometheus text format (version 0.0.4)."""
-        out: list[str] = []
-
-        def metric(name: str, kind: str, help_text: str,
-                   samples: Sequence[tuple[str, float]]) -> None:
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                out.append(f"{name}{labels} {value:g}" if isinstance(value, float)
-                           else f"{name}{labels} {value}")
-
-        m = self.metrics
-        with m.lock:
-            received = m.events_received
-            outcomes = dict(m.outcomes)
-            requests = dict(m.requests)
-        metric("slimmer_hook_events_received_total", "counter",
-               "Registry events received by this front.", [("", received)])
-        metric("slimmer_hook_events_total", "counter",
-               "Events by outcome: queued, duplicate, ignored (no rule, not a tagged manifest "
-               "push), own (produced by the hook).",
-               [(f'{{outcome="{o}"}}', n) for o, n in outcomes.items()])
-        metric("slimmer_hook_http_requests_total", "counter",
-               "Webhook requests by HTTP status.",
-               [(f'{{code="{c}"}}', n) for c, n in sorted(requests.items())])
-        try:
-            counts = self.store.counts()
-            totals = self.store.totals()
-            pending = self.pending() if self.pending else None
-            up = 1
-        except Exception as exc:  # the store is down: say so, keep serving
-            log.error("metrics: job store unavailable: %s", exc)
-            counts, totals, pending, up = {}, {}, None, 0
-        metric("slimmer_hook_store_up", "gauge", "Whether the job store answered.",
-               [("", up)])
-        if counts:
-            metric("slimmer_hook_jobs", "gauge", "Jobs in the store by state.",
-                   [(f'{{state="{s}"}}', counts.get(s, 0)) for s in STATES])
-        if totals:
-            metric("slimmer_hook_jobs_finished_total", "counter",
-                   "Jobs that reached a final state (all workers).",
-                   [(f'{{state="{s}"}}', totals.get(s, 0)) for s in ("done", "failed",
-                                                                     "skipped")])
-            metric("slimmer_hook_job_retries_total", "counter",
-                   "Attempts that failed with a transient error and were retried.",
-                   [("", totals.get("retries", 0))])
-            metric("slimmer_hook_jobs_lost_total", "counter",
-                   "Attempts whose worker vanished (lease expired).",
-                   [("", totals.get("lost", 0))])
-            metric("slimmer_hook_bytes_saved_total", "counter",
-                   "Compressed bytes saved by finished jobs (source minus result size).",
-                   [("", totals.get("bytes_saved", 0))])
-        if pending is not None:
-            metric("slimmer_hook_queue_messages", "gauge",
-                   "Messages waiting in the huey queue.", [("", pending)])
-        return "\n".join(out) + "\n"
-
 
 class HookServer(ThreadingHTTPServer):
     """ThreadingHTTPServer with a cap on concurrent connections."""
@@ -188,6 +41,7 @@ class HookServer(ThreadingHTTPServer):
         if config.token is None and not config.allow_unauthenticated:
             raise SlimmerError("no webhook token: set [server] token_file, SLIM_HOOK_TOKEN "
                                "or --token-file (or --no-auth on a trusted network)")
+        self._tls = _tls_context(config)
         super().__init__(config.address, _handler_class(config))
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -208,6 +62,16 @@ class HookServer(ThreadingHTTPServer):
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
+            if self._tls is not None:
+                # The handshake runs here, in the connection's thread, under the request
+                # timeout: a slow or broken client never holds up the accept loop.
+                request.settimeout(self.config.request_timeout)
+                try:
+                    request = self._tls.wrap_socket(request, server_side=True)
+                except (OSError, ssl.SSLError) as exc:
+                    log.info("TLS handshake with %s failed: %s", client_address[0], exc)
+                    self.shutdown_request(request)
+                    return
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
@@ -216,7 +80,21 @@ class HookServer(ThreadingHTTPServer):
     def url(self) -> str:
         host, port = self.server_address[:2]
         name = host.decode() if isinstance(host, bytes) else str(host)
-        return f"http://{name}:{port}"
+        return f"{'https' if self._tls else 'http'}://{name}:{port}"
+
+
+def _tls_context(config: ServerConfig) -> ssl.SSLContext | None:
+    """The server-side TLS context of ``--tls-cert``/``--tls-key`` (None: plain HTTP)."""
+    if not config.tls_cert or not config.tls_key:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"--tls-cert {config.tls_cert} / --tls-key {config.tls_key}: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from exc
+    return ctx
 
 
 class _BodyError(Exception):
@@ -239,7 +117,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
-    def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
+    def _send(self, status: int, body: Any, content_type: str = "application/json",
+              retry_after: int | None = None) -> None:
         data = (body if isinstance(body, bytes) else
                 (json.dumps(body) + "\n").encode() if content_type == "application/json"
                 else str(body).encode())
@@ -250,6 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             if status == 401:
                 self.send_header("WWW-Authenticate", 'Bearer realm="slimmer-hook"')
+            if retry_after is not None:
+                self.send_header("Retry-After", str(retry_after))
             self.send_header("Connection", "close")
             self.end_headers()
             if self.command != "HEAD":
@@ -304,9 +185,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             summary = self.server.hook.process(parsed)
+        except QueueFull as exc:
+            log.warning("refused notification (503, the sender retries): %s", exc,
+                        extra={"error": str(exc)})
+            self._send(503, {"error": str(exc)}, retry_after=5)
+            return
         except SlimmerError as exc:
             log.error("could not queue notification: %s", exc, extra={"error": str(exc)})
-            self._send(503, {"error": f"queue unavailable: {exc}"})
+            self._send(503, {"error": f"queue unavailable: {exc}"}, retry_after=5)
             return
         self._send(202, summary)
 

@@ -30,11 +30,13 @@ from slimmer import api
 from slimmer.errors import SlimmerError, UsageError
 from slimmer.hook.config import WorkerConfig, load_rule_trust, trust_by_rule
 from slimmer.hook.identity import user_agent
+from slimmer.hook.intake import Hook
 from slimmer.hook.queue import JobQueue
 from slimmer.hook.rules import Rule, split_job_options
+from slimmer.hook.served import Served
 from slimmer.hook.store.model import DONE, FAILED, SKIPPED, ClaimRefusal, Job, JobStore
 from slimmer.oci.media import ANNOT_SOURCE_DIGEST
-from slimmer.oci.refs import parse_registry_reference
+from slimmer.oci.refs import canonical_registry, parse_registry_reference
 from slimmer.report.model import Report
 from slimmer.transports.registry import RegistryOptions
 from slimmer.trust.options import TrustOptions
@@ -80,8 +82,12 @@ class Worker:
     def __init__(self, store: JobStore, queue: JobQueue, config: WorkerConfig,
                  registry: RegistryOptions | None = None, slim_fn: SlimFn | None = None,
                  annotations_fn: AnnotationsFn | None = None, owner: str | None = None,
-                 rules: Sequence[Rule] = ()) -> None:
+                 rules: Sequence[Rule] = (), served: Served | None = None) -> None:
+        """``served``: the registries the hook acts for (the CLI always passes it): a job
+        whose source or destination is elsewhere fails without a connection."""
         self.store = store
+        self.served = served
+        self.rules = tuple(rules)
         self.queue = queue
         self.config = config
         self.registry = dataclasses.replace(registry or RegistryOptions(),
@@ -94,6 +100,7 @@ class Worker:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._reconciler: threading.Thread | None = None
         queue.runner = self.run_job
         queue.huey.signal(huey_signals.SIGNAL_INTERRUPTED)(self._interrupted)
 
@@ -128,6 +135,7 @@ class Worker:
         try:
             if sleep:
                 time.sleep(float(sleep))
+            self._check_registries(job)
             options, recorded = split_job_options(job.options, where=f"job {job.id}")
             trust = self._trust_for(job, recorded)
             annotations = self.annotations_fn(job.source, self.registry)
@@ -152,6 +160,24 @@ class Worker:
                  time.monotonic() - started, job.source, job.destination, before, after,
                  extra={**fields, "bytes_before": before, "bytes_after": after,
                         "digest": report.digest})
+
+    def _check_registries(self, job: Job) -> None:
+        """UsageError (no retry, no connection) unless the job's source is on a served
+        registry and its destination there too, or on a host its rule names with
+        credentials: the job table is written by fronts, but nothing trusts a host blindly."""
+        if self.served is None:
+            return
+        source = parse_registry_reference(job.source).registry
+        if not self.served.serves(source):
+            raise UsageError(f"source registry {source} is not one this hook serves "
+                             f"({', '.join(self.served.hosts)})")
+        named = [rule for rule in self.rules if rule.name == job.rule]
+        if not any(self.served.allows_destination(rule, source, job.destination)
+                   for rule in named):
+            dest = parse_registry_reference(job.destination).registry
+            if canonical_registry(dest) != canonical_registry(source):
+                raise UsageError(f"destination registry {dest} is neither the source's nor "
+                                 "one its rule names with credentials")
 
     def _trust_for(self, job: Job, recorded: Mapping[str, Any] | None) -> TrustOptions | None:
         """The loaded trust options of the job's rule. A job whose record says its rule
@@ -207,7 +233,8 @@ class Worker:
             log.error("lease upkeep failed: %s", exc)
 
     def start_maintenance(self) -> None:
-        """Run ``maintain`` every lease/3 seconds in a daemon thread."""
+        """Run ``maintain`` every lease/3 seconds in a daemon thread; with
+        ``reconcile_every``, a catch-up run at start and then every that many seconds."""
         interval = max(0.2, self.config.lease / 3)
 
         def loop() -> None:
@@ -216,11 +243,28 @@ class Worker:
         self.maintain()
         self._thread = threading.Thread(target=loop, name="slimmer-hook-leases", daemon=True)
         self._thread.start()
+        if self.config.reconcile_every > 0 and self.served is not None:
+            self._reconciler = threading.Thread(target=self._reconcile_loop,
+                                                name="slimmer-hook-reconcile", daemon=True)
+            self._reconciler.start()
+
+    def _reconcile_loop(self) -> None:
+        from slimmer.hook.reconcile import reconcile
+        assert self.served is not None
+        intake = Hook(self.rules, self.store, self.queue.enqueue, self.served)
+        while True:
+            try:
+                reconcile(intake, self.registry)
+            except SlimmerError as exc:
+                log.error("reconcile failed: %s", exc, extra={"error": str(exc)})
+            if self._stop.wait(self.config.reconcile_every):
+                return
 
     def stop_maintenance(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for thread in (self._thread, self._reconciler):
+            if thread is not None:
+                thread.join(timeout=5)
 
 
 def _describe(record: Mapping[str, Any]) -> str:

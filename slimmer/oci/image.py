@@ -95,6 +95,14 @@ class BlobWriter(Protocol):
         ...
 
 
+@runtime_checkable
+class Flushable(Protocol):
+    """A blob writer that buffers: ``flush`` sends what it holds, so a writer left open for a
+    while (a speculative build waiting for the plan) holds no memory."""
+
+    def flush(self) -> None: ...
+
+
 COPY_CHUNK = 1 << 20
 
 

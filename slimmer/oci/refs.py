@@ -25,6 +25,22 @@ HUB_ALIASES = frozenset({"index.docker.io", "registry-1.docker.io"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
+def valid_tag(tag: str) -> bool:
+    """Whether ``tag`` is a tag in the distribution grammar (at most 128 characters)."""
+    return bool(_TAG_RE.match(tag))
+
+
+def valid_repository(name: str) -> bool:
+    """Whether ``name`` is a repository path in the distribution grammar (lower-case
+    components separated by ``/``, at most 255 characters)."""
+    return 0 < len(name) <= 255 and all(_COMPONENT_RE.match(c) for c in name.split("/"))
+
+
+def valid_registry(registry: str) -> bool:
+    """Whether ``registry`` is ``HOST[:PORT]`` (a name, IPv4 or bracketed IPv6 literal)."""
+    return bool(_HOST_RE.match(registry))
+
+
 def is_registry_host(component: str) -> bool:
     """Whether the first component of a reference names a registry, as docker decides it:
     it has a ``.`` or ``:``, is an IPv6 literal, is ``localhost``, or has upper case."""

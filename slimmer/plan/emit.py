@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from slimmer.fs.index import LayerIndex, Rec
-from slimmer.fs.overlay import Overlay, Ref, ancestors, apply_layer
+from slimmer.fs.overlay import Overlay, Ref, add_ancestors, ancestors, apply_layer
 from slimmer.fs.stack import Stack
 from slimmer.oci.layer import DIR, HARDLINK, META, OPAQUE, WHITEOUT
 from slimmer.plan.model import (
@@ -40,13 +40,13 @@ class LowerPaths:
     parents: set[str] = field(default_factory=set)
 
     def add_layer(self, recs: Sequence[Rec]) -> None:
+        paths, parents = self.paths, self.parents
         for r in recs:
             if r.kind in (WHITEOUT, OPAQUE, META):
                 continue
-            up = ancestors(r.path)
-            self.paths.add(r.path)
-            self.paths.update(up)
-            self.parents.update(up)
+            paths.add(r.path)
+            add_ancestors(r.path, parents)
+        paths.update(parents)
 
 
 class _Deletions:
@@ -154,7 +154,9 @@ class GroupPlanner:
         final = self.overlay.entries
         self.survivors = {path: ref for path, ref in final.items() if ref not in dropped}
         # Directories never go while something below them survives in this layer.
-        needed_dirs = {a for p in self.survivors for a in ancestors(p)}
+        needed_dirs: set[str] = set()
+        for p in self.survivors:
+            add_ancestors(p, needed_dirs)
         for path, ref in final.items():
             if ref in dropped and path in needed_dirs and self.overlay.is_dir[path]:
                 self.survivors[path] = ref
@@ -251,25 +253,27 @@ class GroupPlanner:
     def _ops(self, j: int, links: _Links) -> dict[int, Op]:
         ops: dict[int, Op] = {}
         for o, rec in enumerate(self.recs[j]):
-            ref = (j, o)
             if rec.kind in (WHITEOUT, OPAQUE, META):
-                ops[o] = DROP_OP
-            elif rec.kind == DIR:
-                ops[o] = self._dir_op(ref, rec)
-            elif ref in links.moved_to:                 # data re-emitted under a link's name
-                new_path = links.moved_to[ref]
-                ops[o] = Op(RENAME, tuple(self._hoist(new_path)), path=new_path)
-            elif self.survivors.get(rec.path) != ref or ref in links.moved_links:
-                ops[o] = DROP_OP
+                ops[o] = DROP_OP        # re-emitted in the preamble where still needed
             else:
-                before = tuple(self._hoist(rec.path))
-                if ref in links.fetches:
-                    ops[o] = Op(FETCH, before, path=rec.path, src=links.fetches[ref])
-                elif ref in links.relinks:
-                    ops[o] = Op(RELINK, before, linkname=links.relinks[ref])
-                else:
-                    ops[o] = Op(COPY, before) if before else COPY_OP
+                ops[o] = self._entry_op((j, o), rec, links)
         return ops
+
+    def _entry_op(self, ref: Ref, rec: Rec, links: _Links) -> Op:
+        """The op of a directory, file, link or other entry."""
+        if rec.kind == DIR:
+            return self._dir_op(ref, rec)
+        if ref in links.moved_to:                       # data re-emitted under a link's name
+            new_path = links.moved_to[ref]
+            return Op(RENAME, tuple(self._hoist(new_path)), path=new_path)
+        if self.survivors.get(rec.path) != ref or ref in links.moved_links:
+            return DROP_OP
+        before = tuple(self._hoist(rec.path))
+        if ref in links.fetches:
+            return Op(FETCH, before, path=rec.path, src=links.fetches[ref])
+        if ref in links.relinks:
+            return Op(RELINK, before, linkname=links.relinks[ref])
+        return Op(COPY, before) if before else COPY_OP
 
     def _dir_op(self, ref: Ref, rec: Rec) -> Op:
         if rec.path in self.emitted or rec.path not in self.survivors \

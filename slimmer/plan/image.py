@@ -26,6 +26,7 @@ from slimmer.plan.model import (
     OutputLayer,
     PlanOptions,
 )
+from slimmer.plan.stream import StreamingPlanner
 from slimmer.plan.strip import decide_strips
 from slimmer.profiles import Matcher
 
@@ -53,14 +54,17 @@ def plan_image(sizes: Sequence[int], media_types: Sequence[str],
     lower = LowerPaths()
     for group in groups:
         layer = None
-        if not (len(group) == 1 and group[0] in kept):
-            layer = GroupPlanner(group, recs, indexes, stack, strips, lower,
-                                 options).plan(sizes)
+        if len(group) > 1:
+            layer = GroupPlanner(group, recs, indexes, stack, strips, lower, options).plan(sizes)
+        elif group[0] not in kept:
+            layer = StreamingPlanner(group, recs, indexes, stack, strips, lower,
+                                     options).plan(sizes)
         out.append(layer or unchanged_layer(group[0], sizes, media_types, indexes[group[0]],
                                              options))
         for j in group:
             lower.add_layer(recs[j])
-    return ImagePlan(out, strips.overrides, sorted(protected), stack.wasted, scanned=True)
+    return ImagePlan(out, strips.overrides, sorted(protected), stack.wasted, scanned=True,
+                     final=stack.final)
 
 
 def unchanged_layer(i: int, sizes: Sequence[int], media_types: Sequence[str],

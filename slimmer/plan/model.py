@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from slimmer.fs.overlay import Ref
+from slimmer.fs.overlay import Overlay, Ref
 from slimmer.oci.layer import EntryKind
 from slimmer.oci.media import ZSTD, Compression
 from slimmer.options import DEFAULT_MERGE_THRESHOLD, KEEP, SlimOptions, check_layer_options
@@ -167,6 +167,14 @@ class OutputLayer:
     preamble: list[PreambleEntry] = field(default_factory=list)
     ops: dict[int, dict[int, Op]] = field(default_factory=dict)
     reason: LayerReason = LayerReason.NONE
+    #: A rebuilt single layer is written in stream order (``streaming``): its own whiteouts
+    #: stay where they are, directories a rule selects come just before the first entry
+    #: below them that stays, and the header-only entries that need the whole stack known
+    #: (whiteouts hiding stripped paths below, selected directories that stay with nothing
+    #: below them here) form a ``trailer`` after the last entry, compressed as a frame of its
+    #: own, so the body can be built in the same pass as the scan (``build.speculate``).
+    trailer: list[PreambleEntry] = field(default_factory=list)
+    streaming: bool = False
 
     @property
     def removed_bytes(self) -> int:
@@ -174,8 +182,8 @@ class OutputLayer:
 
     @property
     def whiteouts(self) -> list[str]:
-        """The whiteouts this layer starts with, as text (``opaque DIR`` for markers)."""
-        return [str(w) for w in self.preamble if isinstance(w, Whiteout)]
+        """The whiteouts this layer adds, as text (``opaque DIR`` for markers)."""
+        return [str(w) for w in (*self.preamble, *self.trailer) if isinstance(w, Whiteout)]
 
 
 @dataclass
@@ -187,6 +195,9 @@ class ImagePlan:
     protected: list[str]
     wasted: list[int | None]           # per input layer: bytes overwritten/deleted later
     scanned: bool
+    #: The input's final tree (path -> visible entry) the strip decisions were made on; None
+    #: when nothing was scanned. The report's file tree is drawn from it (not printed).
+    final: Overlay | None = field(default=None, repr=False, compare=False)
 
     @property
     def removed(self) -> list[Removal]:

@@ -23,6 +23,9 @@ class StripDecisions:
     dropped: dict[Ref, str] = field(default_factory=dict)
     stripped: dict[str, str] = field(default_factory=dict)
     overrides: list[Override] = field(default_factory=list)
+    #: Directory entries a strip rule selects (whether or not they go): a rebuilt single
+    #: layer writes them lazily, just before the first entry below them that stays.
+    matched_dirs: set[Ref] = field(default_factory=set)
 
 
 class _Decider:
@@ -77,6 +80,16 @@ class _Decider:
         for path, rule in out.stripped.items():
             out.dropped[final.entries[path]] = rule
 
+    def dirs(self) -> None:
+        for j, layer in enumerate(self.recs):
+            if j in self.kept:
+                continue
+            for o, rec in enumerate(layer):
+                if rec.kind == DIR and rec.path:
+                    m = self.match(rec.path, rec, (j, o))
+                    if m is not None and m.kept_by is None:
+                        self.out.matched_dirs.add((j, o))
+
     def shadowed(self) -> None:
         """Entries not in the final tree go with the path that replaced them, with a stripped
         directory above them, or when a rule matches them."""
@@ -112,5 +125,6 @@ def decide_strips(stack: Stack, recs: Sequence[Sequence[Rec]], kept: set[int],
     decider = _Decider(stack, recs, kept, matcher, protected)
     decider.final_tree()
     decider.shadowed()
+    decider.dirs()
     decider.out.overrides.sort(key=lambda o: o.path)
     return decider.out

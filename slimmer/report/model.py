@@ -1,5 +1,6 @@
 """The report model: what a run removed and saved, per output layer, per rule and profile,
-largest files, bytes wasted in the input; JSON form (schema ``slimmer.report/v1``)."""
+largest files, bytes wasted in the input, the file tree by fate; JSON form (schema
+``slimmer.report/v2``; ``from_dict`` also reads v1)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any, Mapping
 
 from slimmer.coldstart.model import ColdstartReport
 
-SCHEMA = "slimmer.report/v1"
+SCHEMA = "slimmer.report/v2"
+#: Schemas ``from_dict`` reads: v1 is v2 without ``tree``.
+READS = ("slimmer.report/v1", SCHEMA)
 LARGEST = 10
 
 
@@ -51,6 +54,9 @@ class ImageReport:
     overrides: list[dict[str, str]]
     protected: list[str]
     other_profiles: dict[str, int] = field(default_factory=dict)
+    #: The input's final filesystem by directory, bytes by fate, small entries folded
+    #: (``report.tree``); None when nothing was scanned or the report is v1.
+    tree: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,8 +118,8 @@ class Report:
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> "Report":
         """The inverse of ``to_dict`` (e.g. for a report fetched from a registry); raises
-        ValueError when ``doc`` is not a ``slimmer.report/v1`` document."""
-        if not isinstance(doc, Mapping) or doc.get("schema") != SCHEMA:
+        ValueError when ``doc`` is not a ``slimmer.report/v1`` or ``v2`` document."""
+        if not isinstance(doc, Mapping) or doc.get("schema") not in READS:
             raise ValueError(f"not a {SCHEMA} document")
         try:
             images = [ImageReport(**{**_pick(ImageReport, img),

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from slimmer.build.estimate import estimate_tar_size
 from slimmer.codec.result import LayerResult
 from slimmer.fs.index import LayerIndex
 from slimmer.oci.image import Image
+from slimmer.oci.layer import DIR
 from slimmer.oci.model import Descriptor
 from slimmer.options import SlimOptions
 from slimmer.plan.image import removable_bytes
 from slimmer.plan.model import ImagePlan, PlanOptions
 from slimmer.profiles import Matcher, Profile
 from slimmer.report.model import LARGEST, ImageReport, LayerReport
+from slimmer.report.tree import Fate, build_tree, profile_of, removed_fate
 
 
 def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] | None,
@@ -38,7 +40,7 @@ def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] |
     by_profile: dict[str, dict[str, int]] = {}
     removed = plan.removed
     for r in removed:
-        for key, table in ((r.rule, by_rule), (r.rule.split(".", 1)[0], by_profile)):
+        for key, table in ((r.rule, by_rule), (profile_of(r.rule), by_profile)):
             slot = table.setdefault(key, {"files": 0, "bytes": 0})
             slot["files"] += 1
             slot["bytes"] += r.size
@@ -68,4 +70,29 @@ def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] |
                  for r in sorted(removed, key=lambda r: (r.path, r.layer))],
         wasted_bytes=wasted, wasted_by_layer=list(plan.wasted),
         overrides=[{"path": o.path, "rule": o.rule, "reason": o.reason} for o in plan.overrides],
-        protected=plan.protected, other_profiles=others)
+        protected=plan.protected, other_profiles=others,
+        tree=build_tree(_fates(plan, indexes))
+        if plan.final is not None and indexes is not None else None)
+
+
+def _fates(plan: ImagePlan, indexes: Mapping[int, LayerIndex]) -> Iterator[tuple[str, int, str]]:
+    """Every file of the input's final tree with its size and fate, then the shadowed copies
+    the plan removes (bytes the input carried but did not show)."""
+    assert plan.final is not None
+    removed = {r.path: r.rule for r in plan.removed if not r.shadowed}
+    overridden = {o.path for o in plan.overrides}
+    for path, (j, o) in plan.final.entries.items():
+        rec = indexes[j].entries[o]
+        if rec.kind == DIR:
+            continue
+        rule = removed.get(path)
+        if rule is not None:
+            fate: str = removed_fate(profile_of(rule))
+        elif path in overridden:
+            fate = Fate.PROTECTED
+        else:
+            fate = Fate.KEPT
+        yield path, rec.size, fate
+    for r in plan.removed:
+        if r.shadowed:
+            yield r.path, r.size, Fate.SHADOWED

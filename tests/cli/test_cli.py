@@ -34,7 +34,8 @@ def test_analyze_json_to_stdout_is_only_json() -> None:
     r = CliRunner().invoke(main, ["analyze", f"oci:{EXAMPLE}:latest", "--json", "-"])
     assert r.exit_code == 0
     doc = json.loads(r.output)
-    assert doc["schema"] == "slimmer.report/v1" and doc["mode"] == "analyze"
+    assert doc["schema"] == "slimmer.report/v2" and doc["mode"] == "analyze"
+    assert doc["images"][0]["tree"]["root"]["kind"] == "dir"
 
 
 def test_push_prints_report_and_writes_json(tmp_path: Path) -> None:

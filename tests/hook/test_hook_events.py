@@ -90,7 +90,48 @@ def test_registry_address_from_url_else_request_host() -> None:
 def test_incomplete_target_is_skipped_not_fatal() -> None:
     parsed = parse_notification(envelope(distribution_event(digest="md5:abc")),
                                 DISTRIBUTION_V1)
-    assert parsed.pushes == [] and "incomplete" in parsed.skipped[0]
+    assert parsed.pushes == [] and "invalid digest" in parsed.invalid[0]
+
+
+@pytest.mark.parametrize("target, why", [
+    ({"repository": "Team/App"}, "invalid repository name"),
+    ({"repository": "team/../etc"}, "invalid repository name"),
+    ({"repository": "a" * 256}, "invalid repository name"),
+    ({"repository": None}, "invalid repository name"),
+    ({"tag": "1.4/../x"}, "invalid tag"),
+    ({"tag": "-x"}, "invalid tag"),
+    ({"tag": "t" * 129}, "invalid tag"),
+    ({"tag": 7}, "invalid tag"),
+    ({"digest": "sha256:" + "AB" * 32}, "invalid digest"),
+    ({"digest": "sha512:" + "ab" * 64}, "invalid digest"),
+    ({"size": -1}, "invalid manifest size"),
+    ({"size": 1 << 40}, "invalid manifest size"),
+    ({"size": "12"}, "invalid manifest size"),
+    ({"url": "http://evil host:5000/v2/x"}, "invalid registry name"),
+])
+def test_invalid_event_fields_are_skipped_and_the_envelope_still_counts(
+        target: dict[str, Any], why: str) -> None:
+    """One odd event must not turn the envelope into a 400: the sender would retry it forever
+    and stall every later notification. The valid events beside it still count."""
+    good = distribution_event(tag="ok")
+    parsed = parse_notification(envelope(distribution_event(**target), good), DISTRIBUTION_V1)
+    assert [p.tag for p in parsed.pushes] == ["ok"]
+    assert len(parsed.invalid) == 1 and why in parsed.invalid[0], parsed.invalid
+
+
+def test_non_object_events_are_invalid_not_fatal() -> None:
+    body = json.dumps({"events": [1, distribution_event()]}).encode()
+    parsed = parse_notification(body, DISTRIBUTION_V1)
+    assert len(parsed.pushes) == 1 and parsed.invalid == ["event 0 is not a JSON object"]
+
+
+def test_harbor_resource_with_invalid_fields_is_skipped() -> None:
+    bad = json.loads(json.dumps(HARBOR))
+    bad["event_data"]["resources"].append({"digest": DIGEST, "tag": "bad tag",
+                                           "resource_url": "harbor.example.com/team/app:x"})
+    parsed = parse_notification(json.dumps(bad).encode(), "application/json")
+    assert [p.tag for p in parsed.pushes] == ["1.4"]
+    assert "invalid tag" in parsed.invalid[0]
 
 
 HARBOR = {
@@ -128,7 +169,6 @@ def test_harbor_other_event_types_are_acknowledged_and_skipped() -> None:
     (b"\xff\xfe", "not valid JSON"),
     (b"[1, 2]", "not a JSON object"),
     (b'{"events": {"a": 1}}', "not a list"),
-    (b'{"events": [1]}', "event 0 is not a JSON object"),
     (b'{"hello": "world"}', "not a distribution event envelope"),
     (b'{"type": "PUSH_ARTIFACT", "event_data": {"resources": 3}}', "without repository"),
 ])

@@ -134,8 +134,12 @@ token_file = "{token}"
 redis = "redis://127.0.0.1:6379/3"
 
 [registry]
+hosts = ["registry.example.com"]
 address = "127.0.0.1:5000"
 insecure = ["registry.internal:5000"]
+
+[registry.credentials]
+"mirror.example.com:5000" = "MIRROR_CREDS"
 
 [worker]
 max_attempts = 3
@@ -170,6 +174,14 @@ def test_config_file(tmp_path: Path) -> None:
     assert cfg.server.token == "s3cret"
     assert cfg.queue.redis == "redis://127.0.0.1:6379/3"
     assert cfg.registry.address == "127.0.0.1:5000"
+    assert cfg.registry.hosts == ("registry.example.com",)
+    assert cfg.registry.credentials == (("mirror.example.com:5000", "MIRROR_CREDS"),)
+    served = cfg.registry.served()
+    assert served.match("registry.example.com") == "registry.example.com"
+    assert served.match("Registry.Example.COM") == "registry.example.com"
+    assert served.match("127.0.0.1:5000") == "registry.example.com"   # its address
+    assert served.match("evil.example.com") is None
+    assert served.reach("registry.example.com") == "127.0.0.1:5000"
     assert cfg.registry.insecure == ("registry.internal:5000",)
     assert (cfg.worker.max_attempts, cfg.worker.backoff, cfg.worker.lease) == (3, 2, 30)
     assert cfg.worker.retry_delay(1) == 2 and cfg.worker.retry_delay(3) == 8

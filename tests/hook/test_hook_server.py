@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 import pytest
 
-from slimmer.errors import SlimmerError
+from slimmer.errors import SlimmerError, UsageError
 from slimmer.hook.config import ServerConfig
 from slimmer.hook.events import DISTRIBUTION_V1
 from slimmer.hook.identity import user_agent
+from slimmer.hook.intake import Hook
 from slimmer.hook.rules import Rule
-from slimmer.hook.server import Hook, HookServer, serve_in_thread
+from slimmer.hook.served import Served
+from slimmer.hook.server import HookServer, serve_in_thread
 from slimmer.hook.store.model import QUEUED
 from slimmer.hook.store.sqlite import SqliteJobStore
 
@@ -27,11 +30,14 @@ AUTH = {"Authorization": f"Bearer {TOKEN}", **V1}
 
 
 class Front:
-    def __init__(self, tmp: Path, **server: Any) -> None:
+    def __init__(self, tmp: Path, max_queued: int | None = None,
+                 served: Served = Served(("localhost:5000",), "127.0.0.1:5000"),
+                 **server: Any) -> None:
         self.store = SqliteJobStore(str(tmp / "hook.db"))
         self.queued: list[str] = []
         self.hook = Hook([Rule("team/*", "{repo}:{tag}-slim")], self.store, self.queued.append,
-                         registry_address="127.0.0.1:5000", pending=lambda: len(self.queued))
+                         served, pending=lambda: len(self.queued),
+                         max_queued=max_queued)
         cfg = ServerConfig(**{"listen": "127.0.0.1:0", "token": TOKEN, "max_body": 4096,
                               **server})
         self.server = HookServer(cfg, self.hook)
@@ -187,18 +193,68 @@ def test_store_failure_answers_503_so_the_registry_retries(front: Front) -> None
 
 def test_no_token_refuses_to_start(tmp_path: Path) -> None:
     store = SqliteJobStore(str(tmp_path / "hook.db"))
-    hook = Hook([Rule("team/*", "{repo}:{tag}-slim")], store, lambda j: None)
+    hook = Hook([Rule("team/*", "{repo}:{tag}-slim")], store, lambda j: None,
+                Served(("127.0.0.1:5000",)))
     with pytest.raises(SlimmerError, match="no webhook token"):
         HookServer(ServerConfig(listen="127.0.0.1:0"), hook)
     store.close()
 
 
-def test_harbor_webhook(front: Front) -> None:
+def test_harbor_webhook(tmp_path: Path) -> None:
+    front = Front(tmp_path, served=Served(("harbor.example.com",), "127.0.0.1:5000"))
     body = {"type": "PUSH_ARTIFACT", "occur_at": 1764000000, "operator": "ci",
             "event_data": {"resources": [{"digest": DIGEST, "tag": "2.0",
                                           "resource_url": "harbor.example.com/team/web:2.0"}],
                            "repository": {"name": "web", "namespace": "team",
                                           "repo_full_name": "team/web", "repo_type": "private"}}}
-    r = front.post(body, {"Authorization": TOKEN, "Content-Type": "application/json"})
-    assert r.status_code == 202
-    assert r.json()["queued"][0]["destination"] == "127.0.0.1:5000/team/web:2.0-slim"
+    try:
+        r = front.post(body, {"Authorization": TOKEN, "Content-Type": "application/json"})
+        assert r.status_code == 202
+        assert r.json()["queued"][0]["destination"] == "127.0.0.1:5000/team/web:2.0-slim"
+    finally:
+        front.close()
+
+
+def test_past_max_queued_the_front_answers_503_until_jobs_drain(tmp_path: Path) -> None:
+    front = Front(tmp_path, max_queued=2)
+    try:
+        for tag in ("1", "2"):
+            assert front.post(push(tag=tag)).status_code == 202
+        busy = front.post(push(tag="3"))
+        assert busy.status_code == 503 and busy.headers["Retry-After"]
+        assert "2 jobs are waiting" in busy.json()["error"]
+        assert len(front.store.recent(10)) == 2            # nothing recorded for tag 3
+        # an envelope without pushes is still taken (nothing to queue)
+        assert front.post({"events": []}).status_code == 202
+        job = front.store.claim(front.queued[0], "w", 30, 5).job
+        assert job is not None
+        front.store.finish(job.id, "w", "done")
+        assert front.post(push(tag="3")).status_code == 202
+        assert "slimmer_hook_busy_total 1" in front.client.get("/metrics").text
+    finally:
+        front.close()
+
+
+def test_https_front(tmp_path: Path) -> None:
+    from support.registry_server import make_pki
+    pki = make_pki(tmp_path / "pki")
+    front = Front(tmp_path, tls_cert=str(pki.cert_file), tls_key=str(pki.key_file))
+    try:
+        assert front.server.url.startswith("https://")
+        ca = ssl.create_default_context(cafile=str(pki.ca_file))
+        secure = httpx.Client(base_url=front.server.url, verify=ca, timeout=5)
+        r = secure.post("/notifications", content=json.dumps(push()).encode(), headers=AUTH)
+        assert r.status_code == 202 and len(r.json()["queued"]) == 1
+        secure.close()
+        plain = front.server.url.replace("https://", "http://")
+        with pytest.raises(httpx.HTTPError):
+            httpx.post(plain + "/notifications", content=b"{}", headers=AUTH, timeout=5)
+        # the front still answers after a failed handshake
+        assert httpx.get(front.server.url + "/healthz", verify=ca).status_code == 200
+    finally:
+        front.close()
+
+
+def test_tls_needs_both_files() -> None:
+    with pytest.raises(UsageError, match="both --tls-cert and --tls-key"):
+        ServerConfig(tls_cert="cert.pem")

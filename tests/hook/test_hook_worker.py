@@ -308,7 +308,8 @@ def test_sigterm_releases_a_job_that_outlives_the_shutdown_timeout(tmp_path: Pat
     queue.enqueue(jid)
     env = {**os.environ, TEST_SLEEP_ENV: "30"}
     proc = subprocess.Popen([sys.executable, "-m", "slimmer.cli", "worker", "--db", str(db),
-                             "--config", str(config), "--log-format", "json"], env=env,
+                             "--config", str(config), "--log-format", "json",
+                             "--registry", "127.0.0.1:5000"], env=env,
                             stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: (store.get(jid) or _none()).state == RUNNING, 15, "the job to start")
@@ -353,8 +354,20 @@ def test_serve_without_a_token_does_not_start(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SLIM_HOOK_TOKEN", raising=False)
     out = CliRunner().invoke(main, ["serve", "--db", str(tmp_path / "h.db"), "--listen",
-                                    "127.0.0.1:0", "--rule", "team/*={repo}:{tag}-slim"])
+                                    "127.0.0.1:0", "--rule", "team/*={repo}:{tag}-slim",
+                                    "--registry", "registry.example.com"])
     assert out.exit_code == 1 and "no webhook token" in out.output
+
+
+def test_serve_and_worker_refuse_to_start_without_a_registry(tmp_path: Path) -> None:
+    """The registry the hook acts for is configuration: without one nothing starts."""
+    for command, extra in (("serve", ["--no-auth", "--listen", "127.0.0.1:0"]), ("worker", [])):
+        out = CliRunner().invoke(main, [command, "--db", str(tmp_path / "h.db"), *extra,
+                                        *(["--rule", "team/*={repo}:{tag}-slim"]
+                                          if command == "serve" else [])])
+        assert out.exit_code == 2, out.output
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "no registry configured: give --registry" in lines[0]
 
 
 
@@ -366,7 +379,7 @@ def test_serve_and_worker_stop_on_a_bad_key_before_any_job(tmp_path: Path, comma
                       f"sign_key = '{tmp_path / 'missing.pem'}'\n")
     extra = ["--no-auth", "--listen", "127.0.0.1:0"] if command == "serve" else []
     out = CliRunner().invoke(main, [command, "--db", str(tmp_path / "h.db"), "--config",
-                                    str(config), *extra])
+                                    str(config), "--registry", "registry.example.com", *extra])
     assert out.exit_code == 1, out.output
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(

@@ -108,3 +108,48 @@ class NotifyingRegistry(Registry):
                  "      ignoredmediatypes:", "        - application/octet-stream",
                  "      ignore:", "        actions:", "          - pull"]
         return super()._config() + "\n".join(lines) + "\n"
+
+
+class Trap:
+    """A listener on 127.0.0.1 that records every connection and answers each request with
+    401 and a Basic challenge, as a host an attacker names in an event would: whatever
+    connects to it, and any Authorization header it was sent, shows in ``connections``."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+        self.connections: list[bytes] = []
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        self._sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    data = conn.recv(65536)
+                    conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic "
+                                 b"realm=\"trap\"\r\nContent-Length: 0\r\nConnection: close"
+                                 b"\r\n\r\n")
+                except OSError:
+                    data = b""
+                self.connections.append(data)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._sock.close()

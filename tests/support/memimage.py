@@ -226,6 +226,53 @@ def final_fs(tars: Sequence[bytes]) -> dict[str, tuple]:
     return fs
 
 
+def apply_tar_sequential(fs: dict[str, tuple], tar_bytes: bytes) -> None:
+    """Apply one layer tar the way containerd's applier does, entry by entry: a whiteout
+    removes the path as it is at that moment (this layer's own entries before it included);
+    an opaque marker removes the children that this layer has not written yet."""
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tf:
+        members = tf.getmembers()
+        datas = {id(m): (tf.extractfile(m).read() if m.isreg() else None) for m in members}
+    norm = lambda n: n.strip("/").removeprefix("./").rstrip("/")  # noqa: E731
+    written: set[str] = set()
+    for m in members:
+        name = norm(m.name)
+        parent, _, base = name.rpartition("/")
+        if base == ".wh..wh..opq":
+            for p in [p for p in fs if p.startswith(parent + "/") and p not in written]:
+                del fs[p]
+            continue
+        if base.startswith(".wh."):
+            _rm(fs, (parent + "/" if parent else "") + base[4:])
+            continue
+        if not name:
+            continue
+        written.add(name)
+        old = fs.get(name)
+        if m.isdir():
+            if old is not None and old[0] != "dir":
+                _rm(fs, name)
+            fs[name] = ("dir", None, m.mode & 0o7777)
+            continue
+        _rm(fs, name)
+        if m.isreg():
+            fs[name] = ("file", datas[id(m)], m.mode & 0o7777)
+        elif m.issym():
+            fs[name] = ("symlink", m.linkname, 0)
+        elif m.islnk():
+            target = fs.get(norm(m.linkname))
+            assert target is not None, f"hardlink {name} -> missing {m.linkname}"
+            fs[name] = target
+
+
+def final_fs_sequential(tars: Sequence[bytes]) -> dict[str, tuple]:
+    """``final_fs`` as a sequential applier (containerd) computes it."""
+    fs: dict[str, tuple] = {}
+    for t in tars:
+        apply_tar_sequential(fs, t)
+    return fs
+
+
 def members(tar_bytes: bytes) -> list[tuple[str, str]]:
     """(name, type) of every member, in order."""
     with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tf:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 
 import httpx
 
@@ -20,6 +22,11 @@ ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 #: Largest manifest or index accepted from a registry.
 MANIFEST_LIMIT = 4 << 20
 MAX_REDIRECTS = 5
+#: Pages a listing may have (catalog, tags) before we stop following it.
+MAX_PAGES = 1000
+#: The token scope of the registry catalog.
+CATALOG_SCOPE = "registry:catalog:*"
+_LINK_RE = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?')
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 OCTET = "application/octet-stream"
 
@@ -39,7 +46,7 @@ class RegistryClient:
     def for_ref(cls, ref: RegistryRef, options: RegistryOptions, side: Side) -> "RegistryClient":
         """A client for ``ref``'s registry with the side's explicit credentials, else the ones
         stored for the repository by docker / podman login."""
-        creds = options.credentials(side)
+        creds = options.credentials(side, ref.registry)
         if creds is None and options.docker_config:
             creds = find_credentials(ref.registry, ref.repository)
         return cls.open(ref.registry, options, creds)
@@ -129,6 +136,51 @@ class RegistryClient:
             raise RegistryError(f"{what}: connection lost: {exc}") from exc
         finally:
             response.close()
+
+    # -- listings -----------------------------------------------------------------------------
+
+    def catalog(self, what: str, page: int = 1000) -> list[str]:
+        """Every repository name the registry lists (``/v2/_catalog``, all pages)."""
+        return self._list("/v2/_catalog", "repositories", frozenset({CATALOG_SCOPE}), what, page)
+
+    def tags(self, repository: str, scopes: frozenset[str], what: str,
+             page: int = 1000) -> list[str]:
+        """Every tag of ``repository`` (``/v2/NAME/tags/list``, all pages)."""
+        return self._list(f"/v2/{repository}/tags/list", "tags", scopes, what, page)
+
+    def _list(self, path: str, key: str, scopes: frozenset[str], what: str,
+              page: int) -> list[str]:
+        """A paginated listing: follows ``Link: <...>; rel="next"`` on the registry's own
+        origin only (never to another host, which would get our credentials)."""
+        url = httpx.URL(self.session.url(path), params={"n": str(page)})
+        origin = (url.scheme, url.host, url.port)
+        out: list[str] = []
+        for _ in range(MAX_PAGES):
+            response = self.session.send("GET", str(url), what=what, scopes=scopes,
+                                         stream=True)
+            try:
+                if response.status_code != 200:
+                    raise self.session.fail(response, what)
+                raw = _read_limited(response, MANIFEST_LIMIT, what, raw=False)
+            except httpx.HTTPError as exc:
+                raise RegistryError(f"{what}: connection lost: {exc}") from exc
+            finally:
+                response.close()
+            try:
+                names = json.loads(raw).get(key) or []
+            except (ValueError, AttributeError) as exc:
+                raise RegistryError(f"{what}: the registry sent a malformed listing") from exc
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise RegistryError(f"{what}: the registry sent a malformed listing")
+            out.extend(names)
+            following = _next_link(response.headers.get("link", ""))
+            if following is None:
+                return out
+            url = response.url.join(following)
+            if (url.scheme, url.host, url.port) != origin:
+                raise RegistryError(f"{what}: the listing continues on another host "
+                                    f"({url.host}); not followed")
+        raise RegistryError(f"{what}: more than {MAX_PAGES} pages")
 
     # -- blobs --------------------------------------------------------------------------------
 
@@ -227,6 +279,12 @@ class RegistryClient:
             self.session.send("DELETE", location, what=what, scopes=scopes, retries=0).close()
         except (RegistryError, httpx.HTTPError):
             pass
+
+
+def _next_link(header: str) -> str | None:
+    """The ``rel="next"`` target of a Link header, or None."""
+    match = _LINK_RE.search(header)
+    return match.group(1) if match else None
 
 
 def _read_limited(response: httpx.Response, limit: int, what: str, raw: bool = True) -> bytes:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import httpx
 
 from slimmer.errors import UsageError
-from slimmer.oci.refs import DOCKER_HUB, LOOPBACK_HOSTS, host_of
+from slimmer.oci.refs import DOCKER_HUB, LOOPBACK_HOSTS, canonical_registry, host_of
 from slimmer.version import slimmer_version
 
 #: The host that actually serves Docker Hub's registry API.
@@ -66,6 +66,11 @@ class RegistryOptions:
     chunk_size: int = 8 << 20               # bytes per PATCH of a streamed upload
     transport: httpx.BaseTransport | None = None  # a test seam (httpx.MockTransport)
     user_agent: str = field(default_factory=default_user_agent)  # sent on every request
+    #: The registries ``creds``/``src_creds``/``dest_creds`` are given for; empty: whichever
+    #: registry the side names (``slim push`` refuses one password for two hosts instead).
+    creds_hosts: tuple[str, ...] = ()
+    #: Credentials bound to one registry each: (HOST[:PORT], USER:PASS); they win over the rest.
+    host_creds: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         agent = self.user_agent
@@ -73,13 +78,36 @@ class RegistryOptions:
             raise UsageError(f"user agent {agent!r} must be non-empty printable ASCII on "
                              "one line")
 
-    def credentials(self, side: Side) -> Credentials | None:
-        """Explicit credentials for one side: ``src_creds``/``dest_creds``, else ``creds``."""
+    def credentials(self, side: Side, registry: str | None = None) -> Credentials | None:
+        """Explicit credentials for ``registry`` on one side: a ``host_creds`` entry for it,
+        else ``src_creds``/``dest_creds``, else ``creds`` — the last three only when
+        ``creds_hosts`` is empty or names ``registry``. Credentials are never handed out for
+        a host they were not given for."""
+        host = canonical_registry(registry) if registry else None
+        for bound, text in self.host_creds:
+            if host is not None and canonical_registry(bound) == host:
+                return parse_creds(text, f"credentials for {bound}")
+        if self.creds_hosts and (host is None or host not in
+                                 {canonical_registry(h) for h in self.creds_hosts}):
+            return None
         if side == "source" and self.src_creds:
             return parse_creds(self.src_creds, "--src-creds")
         if side == "dest" and self.dest_creds:
             return parse_creds(self.dest_creds, "--dest-creds")
         return parse_creds(self.creds) if self.creds else None
+
+    def check_sides(self, source: str | None, dest: str | None) -> None:
+        """UsageError when ``creds`` would go to two different registries (source ``source``
+        and destination ``dest``, HOST[:PORT] or None for a layout): a typo in a host name
+        must not send the password to it. ``src_creds``/``dest_creds`` say it explicitly."""
+        if not self.creds or self.creds_hosts or source is None or dest is None:
+            return
+        if self.src_creds or self.dest_creds:
+            return
+        if canonical_registry(source) != canonical_registry(dest):
+            raise UsageError(f"--creds would send one password to {source} and to {dest}; "
+                             "give --src-creds and --dest-creds (SLIM_SRC_CREDS, "
+                             "SLIM_DEST_CREDS) for registries on different hosts")
 
     def plain_http(self, registry: str) -> bool:
         """True if ``registry`` (HOST[:PORT]) is to be reached over plain HTTP."""

@@ -100,6 +100,10 @@ class Repository:
         """The referrers API answer for ``digest``, or None where the registry has no API."""
         return self.client.get_referrers(self.path, digest, self._scopes, what)
 
+    def tags(self, what: str) -> list[str]:
+        """Every tag of this repository."""
+        return self.client.tags(self.path, self._scopes, what)
+
     # -- blobs --------------------------------------------------------------------------------
 
     def blob_size(self, digest: str, what: str) -> int | None:

@@ -49,6 +49,11 @@ class RegistryBlobWriter:
         if len(self._buffer) >= self._chunk:
             self._send_chunk()
 
+    def flush(self) -> None:
+        """Send what is buffered as a chunk (the upload stays open)."""
+        if self._state == "open" and self._spool is None and self._buffer:
+            self._send_chunk()
+
     def _send_chunk(self) -> None:
         if self._location is None:
             self._location = self._repo.start_upload(self._what)

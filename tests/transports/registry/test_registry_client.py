@@ -439,3 +439,43 @@ def test_explicit_creds_win_per_side() -> None:
     with pytest.raises(UsageError, match="--creds must be USER:PASSWORD"):
         RegistryOptions(creds="nopassword").credentials("source")
     assert "secret" not in repr(Credentials("u", "secret"))
+
+
+def test_explicit_creds_are_bound_to_hosts() -> None:
+    """Credentials are never handed out for a host they were not given for."""
+    options = RegistryOptions(creds="a:b", creds_hosts=("reg.example:5000",),
+                              host_creds=(("mirror.example", "m:n"),))
+    assert options.credentials("source", "reg.example:5000") == Credentials("a", "b")
+    assert options.credentials("dest", "REG.example:5000") == Credentials("a", "b")
+    assert options.credentials("source", "evil.example:5000") is None
+    assert options.credentials("dest", "mirror.example") == Credentials("m", "n")
+    assert options.credentials("source", None) is None
+    unbound = RegistryOptions(creds="a:b")
+    assert unbound.credentials("source", "anything.example") == Credentials("a", "b")
+
+
+@pytest.mark.parametrize("kw, ok", [
+    ({"creds": "u:p"}, False),
+    ({"creds": "u:p", "src_creds": "s:t"}, True),             # creds only reaches the dest
+    ({"src_creds": "s:t", "dest_creds": "d:e"}, True),
+    ({"creds": "u:p", "creds_hosts": ("a.example",)}, True),  # bound: the binding decides
+])
+def test_one_password_for_two_hosts_is_refused(kw: dict[str, Any], ok: bool) -> None:
+    options = RegistryOptions(**kw)
+    options.check_sides("a.example", "a.example")             # same host: always fine
+    options.check_sides("a.example", None)                     # a layout on one side
+    if ok:
+        options.check_sides("a.example", "b.example")
+    else:
+        with pytest.raises(UsageError, match="one password to a.example and to b.example"):
+            options.check_sides("a.example", "b.example")
+
+
+def test_slim_push_refuses_creds_for_two_hosts_before_any_request() -> None:
+    from click.testing import CliRunner
+
+    from slimmer.cli import main
+    out = CliRunner().invoke(main, ["push", "127.0.0.1:1/team/app:1", "127.0.0.1:2/team/app:1",
+                                    "--creds", "u:p"])
+    assert out.exit_code == 2
+    assert "--creds would send one password to 127.0.0.1:1 and to 127.0.0.1:2" in out.stderr

@@ -1,0 +1,207 @@
+"""Building a layer in the pass that scans it, before the plan exists, and keeping the result
+when the plan agrees: one decode per layer on the default path.
+
+While a layer is scanned, a ``Speculation`` writes its output with what the layer itself tells:
+an entry a strip rule selects (and no keep rule saves) goes, the rest stays, directories a rule
+selects wait for the first entry below them that stays (the stream order of
+``plan.stream``). Until the first entry goes, the output is the input tar itself. When the
+whole stack is planned, the speculation is taken if the plan recompresses the layer and
+nothing was changed, or if the plan rebuilds it and its body, item by item
+(``plan.stream.body_trace``), is what was written; the plan's trailer then completes the
+blob. Otherwise (a match that the image needs, a path a later layer strips, a hard link
+whose data went, ...) it is thrown away and the layer is built in a second pass as before.
+The bytes are the same either way: the plan decides, the speculation only saves a pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from enum import Enum
+from typing import Sequence
+
+from slimmer.build.layer import write_entry, write_trailer
+from slimmer.codec.compression import LayerWriter
+from slimmer.codec.result import LayerResult
+from slimmer.codec.tarread import Entry, TarReader
+from slimmer.fs.index import Rec
+from slimmer.oci.image import Flushable, Layer, Sink
+from slimmer.oci.layer import DIR, HARDLINK, META, OPAQUE, WHITEOUT
+from slimmer.oci.media import Compression
+from slimmer.plan.model import COPY, COPY_OP, REBUILD, RECOMPRESS, OutputLayer
+from slimmer.plan.stream import TraceItem, body_trace
+from slimmer.profiles import Matcher
+
+_COPY_ITEM = COPY
+
+
+class _State(Enum):
+    RAW = "raw"              # everything written so far is the input tar itself
+    REBUILD = "rebuild"      # an entry went: writing with local decisions
+    FAILED = "failed"        # the layer cannot be written without the plan
+
+
+class Speculation:
+    """The output of one input layer, written during its scan (a ``fs.scan.ScanObserver``)."""
+
+    def __init__(self, layer: Layer, sink: Sink, compression: Compression,
+                 level: int | None, threads: int, matcher: Matcher | None) -> None:
+        self.layer = layer
+        self.compression = compression
+        self._matcher = matcher
+        self._writer = sink.blob_writer(verified=True)
+        self._lw = LayerWriter(self._writer, compression, level, threads, diff_id=layer.diff_id)
+        self._state = _State.RAW
+        self._pending: list[tuple[str, bytes, int]] = []    # lazy dirs: path, header, offset
+        self._pending_hash: object = None                    # hash at the first pending dir
+        self._trace: list[TraceItem] = []
+        self._seen: set[str] = set()
+        self._gone: set[str] = set()
+        self._files: dict[str, Rec] = {}     # data entries of this layer, for hard links
+        self._raw_only = False
+        self._recompressed: LayerResult | None = None
+        self._taken: tuple[OutputLayer, LayerResult] | None = None
+        self.why: str | None = None          # why it failed, for the report and tests
+        self._lock = threading.Lock()
+
+    # -- during the scan ----------------------------------------------------------------------
+
+    def entry(self, ordinal: int, entry: Entry, rec: Rec, reader: TarReader) -> None:
+        if self._state is _State.FAILED:
+            return
+        if rec.path in self._seen:
+            # Which copy of a path stays is the plan's to say: fine for a copy of the input,
+            # not for a rebuild.
+            self._raw_only = True
+            if self._state is _State.REBUILD:
+                self._fail("a path appears twice in the layer")
+                return
+        self._seen.add(rec.path)
+        kind = rec.kind
+        if kind == META:
+            self._deviate(entry, reader)
+            return
+        if kind == DIR and rec.path and self._selected(rec):
+            if not self._pending and self._state is _State.RAW:
+                self._pending_hash = reader.hash_at(entry.offset)
+            self._pending.append((rec.path, entry.header, entry.offset))
+            return
+        if kind not in (DIR, WHITEOUT, OPAQUE) and self._selected(rec):
+            self._deviate(entry, reader)
+            self._gone.add(rec.path)
+            return
+        if kind == HARDLINK and rec.linkname in self._gone:
+            self._fail("a hard link stays whose file goes")   # the plan moves the data to it
+            return
+        if kind != DIR:
+            self._files[rec.path] = rec
+        self._keep(ordinal, entry, rec, reader)
+
+    def _selected(self, rec: Rec) -> bool:
+        """Whether a strip rule selects the entry and no keep rule saves it (a hard link is
+        judged by the file it links to, as the plan does)."""
+        if self._matcher is None:
+            return False
+        data = self._files.get(rec.linkname, rec) if rec.kind == HARDLINK else rec
+        m = self._matcher.match("/" + rec.path, rec.kind, data.size, data.content)
+        return m is not None and m.kept_by is None
+
+    def _keep(self, ordinal: int, entry: Entry, rec: Rec, reader: TarReader) -> None:
+        above = [p for p in self._pending if _below(rec.path, p[0])]
+        if len(above) != len(self._pending) or entry.has_global:
+            self._deviate(entry, reader)        # a selected directory has no entry below here
+        for item in above:
+            self._write(item[1])
+            self._trace.append(("h", item[1]))
+            self._pending.remove(item)
+        self._pending_hash = None
+        write_entry(COPY_OP, entry, reader, self._write, (self.layer,))
+        self._trace.append(("e", ordinal, _COPY_ITEM, None, None, None))
+
+    def _write(self, data: bytes | memoryview) -> None:
+        self._lw.write(data)
+
+    def _deviate(self, entry: Entry, reader: TarReader) -> None:
+        """From here on the output is not the input tar: hash it ourselves, continuing from
+        the hash of the input as far as it was copied."""
+        if self._state is not _State.RAW:
+            return
+        if self._raw_only:
+            self._fail("a path appears twice in the layer")
+            return
+        if self._pending:
+            state, offset = self._pending_hash, self._pending[0][2]
+        else:
+            state, offset = reader.hash_at(entry.offset), entry.offset
+        if state is None or self._lw.tar_size != offset:
+            self._fail("the input hash moved past the first changed entry")
+            return
+        self._lw.start_hashing(state)  # type: ignore[arg-type]
+        reader.stop_hashing()           # the output's own hash takes over; see fs.scan
+        self._state = _State.REBUILD
+
+    def _fail(self, why: str) -> None:
+        self.why = why
+        self._state = _State.FAILED
+        self._lw.discard()
+        self._writer.abort()
+
+    def end(self, reader: TarReader) -> None:
+        """After the last entry: a raw copy gets the input's tail and becomes the recompressed
+        layer; a rebuild closes its body frame and waits for the plan's trailer."""
+        if reader.synthesized_padding:
+            self._fail("the input lacks the last member's padding")
+        elif self._state is _State.RAW and reader.tail is None:
+            self._fail("more than 1 MiB follows the end-of-archive marker")
+        if self._state is _State.FAILED:
+            return
+        if self._state is _State.RAW:
+            assert reader.tail is not None
+            for _, header, _ in self._pending:   # trailing selected directories, in place
+                self._write(header)
+            self._write(reader.tail)
+            self._recompressed = self._lw.close()
+        else:
+            self._lw.end_frame()
+        if isinstance(self._writer, Flushable):
+            self._lw.drain()            # the output thread is done with the writer: flush it
+            self._writer.flush()
+
+    # -- after the plan -----------------------------------------------------------------------
+
+    def take(self, out: OutputLayer, recs: Sequence[Sequence[Rec]]) -> LayerResult | None:
+        """The finished layer if the plan's ``out`` is what was written, else None."""
+        with self._lock:
+            if self._taken is not None:
+                same = self._taken[0]
+                if same is out or (same.mode == out.mode and same.trailer == out.trailer and
+                                   same.compression == out.compression and
+                                   (out.mode == RECOMPRESS or
+                                    list(body_trace(same, recs)) == list(body_trace(out, recs)))):
+                    return self._taken[1]
+                return None
+            if self._state is _State.FAILED or out.compression != self.compression:
+                return None
+            result = None
+            if out.mode == RECOMPRESS and self._recompressed is not None:
+                result = self._recompressed
+            elif out.mode == REBUILD and out.streaming and self._state is _State.REBUILD \
+                    and list(body_trace(out, recs)) == self._trace:
+                write_trailer(out, self._lw)
+                result = self._lw.close()
+            if result is None:
+                return None
+            self._writer.commit(result.digest, result.size)
+            self._taken = (out, result)
+            return result
+
+    def discard(self) -> None:
+        """Drop what was written unless it was taken; safe to call twice."""
+        with self._lock:
+            if self._taken is None and self._state is not _State.FAILED:
+                self._state = _State.FAILED
+                self._lw.discard()
+                self._writer.abort()
+
+
+def _below(path: str, directory: str) -> bool:
+    return path.startswith(directory + "/")
