@@ -1,7 +1,9 @@
 """slimmer: make container images smaller and faster to start, without a Docker daemon.
 
 ``slimmer.slim(source, dest, SlimOptions(...)) -> Report`` rewrites an image;
-``slimmer.analyze(source, options) -> Report`` plans it and measures the savings, writing nothing.
+``slimmer.analyze(source, options) -> Report`` plans it and measures the savings, writing nothing;
+``slimmer.coldstart([image, ...], ColdstartOptions(...)) -> ColdstartReport`` measures how fast
+images pull, unpack and start.
 
 Importing ``slimmer`` is light: the pipeline (and the compression libraries under it) loads
 when ``slim`` or ``analyze`` is first used.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from slimmer.coldstart import ColdstartOptions, ColdstartReport, PushChecks
 from slimmer.errors import (
     AuthError,
     BlobError,
@@ -20,7 +23,9 @@ from slimmer.errors import (
     OutputError,
     ProfileError,
     RegistryError,
+    RuntimeUnavailableError,
     SlimmerError,
+    StartError,
     TrustError,
     UsageError,
 )
@@ -29,16 +34,17 @@ from slimmer.report.model import ImageReport, LayerReport, Report
 from slimmer.trust.options import TrustOptions
 
 if TYPE_CHECKING:
-    from slimmer.api import analyze, slim
+    from slimmer.api import analyze, coldstart, slim
 
-__all__ = ["slim", "analyze", "SlimOptions", "TrustOptions", "Report", "ImageReport",
-           "LayerReport", "SlimmerError", "UsageError", "ProfileError", "InputError",
-           "BlobError", "LayerError", "OutputError", "TrustError", "RegistryError", "AuthError",
-           "NotFoundError"]
+__all__ = ["slim", "analyze", "coldstart", "SlimOptions", "TrustOptions", "ColdstartOptions",
+           "PushChecks", "Report", "ImageReport", "LayerReport", "ColdstartReport",
+           "SlimmerError", "UsageError", "ProfileError", "InputError", "BlobError", "LayerError",
+           "OutputError", "TrustError", "RegistryError", "AuthError", "NotFoundError",
+           "RuntimeUnavailableError", "StartError"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("slim", "analyze"):
+    if name in ("slim", "analyze", "coldstart"):
         from slimmer import api
         return getattr(api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Sequence
 from slimmer.build.assemble import build_config, build_index, build_manifest, config_media_type
 from slimmer.build.progress import LayerProgress, ProgressFn
 from slimmer.build.run import Run, build_images, plan_images
+from slimmer.coldstart import ColdstartOptions, ColdstartReport, PushChecks
 from slimmer.errors import UsageError
 from slimmer.oci.digest import sha256_digest
-from slimmer.oci.image import ReadsCurrent, Root, Sink, Source
+from slimmer.oci.image import ReadsCurrent, Root, Sink, Source, Stages
 from slimmer.oci.media import ANNOT_OPTIONS_DIGEST, ANNOT_SOURCE_DIGEST
 from slimmer.oci.model import Descriptor, Platform
 from slimmer.oci.refs import RegistryRef, parse_reference
@@ -25,6 +26,7 @@ from slimmer.transports import open_sink, open_source
 from slimmer.trust.options import TrustOptions
 
 if TYPE_CHECKING:
+    from slimmer.coldstart.checks import CheckResults
     from slimmer.transports.registry.options import RegistryOptions
 
 
@@ -75,16 +77,25 @@ def analyze(source: str | Source, options: SlimOptions | None = None, *,
 
 def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = None, *,
          progress: ProgressFn | None = None, registry: RegistryOptions | None = None,
-         trust: TrustOptions | None = None) -> Report:
+         trust: TrustOptions | None = None, checks: PushChecks | None = None) -> Report:
     """Slim ``source`` into ``dest``: plan, build layers in parallel, write config, manifests
     and index, then point the destination tag at the result. On any error the destination is
     left as it was and the error is raised.
 
     ``trust`` (registry references): verify the source's cosign signature before anything is
     pushed; after the tag, attach the report and sign the new digest (``report.attachments``).
+    ``checks``: before the tag, run a smoke command in the result (it must exit 0, else the
+    destination is left as it was) and/or measure source and result cold starts
+    (``report.smoke``, ``report.coldstart``). Neither changes the output bytes.
     """
     if registry is not None and isinstance(source, str) and isinstance(dest, str):
         registry.check_sides(_registry_of(source), _registry_of(dest))
+    if checks is not None and checks.active:
+        from slimmer.coldstart.checks import check_runtime
+        (options or SlimOptions()).check()
+        check_runtime(checks.check())
+    else:
+        checks = None
     if trust is not None:
         from slimmer.trust import remote
         (options or SlimOptions()).check()
@@ -96,7 +107,7 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
         verified = remote.verify_source(src, root.descriptor.digest, trust, registry)
     sink = open_sink(dest, registry)
     fingerprint = options_digest(options, profiles)
-    if trust is None or trust.sign_key is None:
+    if (trust is None or trust.sign_key is None) and checks is None:
         existing = _up_to_date(sink, root.descriptor.digest, fingerprint)
         if existing is not None:
             sink.abort()
@@ -127,6 +138,7 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
             top = sink.put_manifest(raw, mt)
         else:
             top = Descriptor(manifests[0].media_type, manifests[0].digest, manifests[0].size)
+        checked = _run_checks(checks, src, sink, top, registry) if checks else None
         sink.commit(top)
     except BaseException:
         sink.abort()
@@ -136,9 +148,40 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
               for image, plan, res, idx, m in zip(root.images, plans, results, indexes, manifests)]
     report = Report("push", src.name, sink.name, root.descriptor.digest, top.digest, images,
                     [p.name for p in profiles], _warnings(profiles, root, plans), verified)
+    if checked is not None:
+        report.smoke, report.coldstart = checked.smoke, checked.coldstart
     if trust is not None:
         report.attachments = remote.publish(report, sink, top, trust, src, options, registry)
     return report
+
+
+def _run_checks(checks: PushChecks, src: Source, sink: Sink, top: Descriptor,
+                registry: RegistryOptions | None) -> CheckResults:
+    """The push checks on what the sink holds before its tag is written."""
+    from slimmer.coldstart.checks import run_checks
+    if not isinstance(sink, Stages):
+        raise UsageError(f"{sink.name}: this destination cannot be read before it is tagged, "
+                         f"so --smoke and --coldstart cannot check it")
+    staged = sink.staged(top)
+    try:
+        return run_checks(checks, src, staged, registry)
+    finally:
+        staged.close()
+
+
+def coldstart(images: Sequence[str | Source], options: ColdstartOptions | None = None, *,
+              registry: RegistryOptions | None = None) -> ColdstartReport:
+    """Measure the cold start of each image (``options.runs`` runs, alternated between the
+    images, each from an empty content store) on containerd + runc when they can be used
+    here, else on the built-in proxy (``report.runtime`` and ``report.note`` say which and
+    why). An image that does not start is reported with its output (``report.ok`` is
+    False); nothing is left running or mounted."""
+    from slimmer.coldstart.session import Session
+    if not images:
+        raise UsageError("coldstart needs at least one image")
+    with Session(options or ColdstartOptions(), registry) as session:
+        prepared = [session.prepare(image) for image in images]
+        return session.measure(prepared)
 
 
 def _up_to_date(sink: Sink, source_digest: str, fingerprint: str) -> str | None:
@@ -187,5 +230,5 @@ def _warnings(profiles: Sequence[Profile], root: Root,
     return out
 
 
-__all__ = ["LayerProgress", "ProgressFn", "SlimOptions", "TrustOptions", "analyze", "open_sink",
-           "open_source", "slim"]
+__all__ = ["ColdstartOptions", "LayerProgress", "ProgressFn", "PushChecks", "SlimOptions",
+           "TrustOptions", "analyze", "coldstart", "open_sink", "open_source", "slim"]

@@ -80,3 +80,18 @@ class NotFoundError(RegistryError):
 
 class TrustError(SlimmerError):
     """A key, signature or signed payload is missing, unreadable or does not verify."""
+
+
+class RuntimeUnavailableError(SlimmerError):
+    """The container runtime a command asked for cannot be used on this machine (containerd,
+    runc or docker-registry missing, or not running as root)."""
+
+
+class StartError(SlimmerError):
+    """An image did not start or get ready: its command failed, or it was not ready before
+    the timeout (``slim coldstart``, ``slim push --smoke``). ``output`` holds the last lines
+    it printed."""
+
+    def __init__(self, message: str, output: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.output = list(output or [])

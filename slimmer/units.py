@@ -79,6 +79,15 @@ def parse_bandwidth(value: object) -> float:
     raise ValueError(f"not a bandwidth: {value!r} (examples: 1Gbit, 100Mbit/s, 125MB/s)")
 
 
+def format_bandwidth(bytes_per_second: float) -> str:
+    """A bandwidth for people, in bits per second: ``1 Gbit/s``, ``250 Mbit/s``."""
+    bits = bytes_per_second * 8
+    for unit, factor in (("Tbit/s", 1e12), ("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
+        if bits >= factor:
+            return f"{bits / factor:.4g} {unit}"
+    return f"{bits:.4g} bit/s"
+
+
 def format_size(n: int | None, exact: bool = False) -> str:
     """Bytes in binary units for people: ``1.5 MiB`` (one decimal); ``exact`` shows a whole
     unit only when the value is a multiple of it (``1 MiB``, ``1536 B``); None is ``-``."""

@@ -49,6 +49,7 @@ HEAVY = {"isal", "backports.zstd", "compression.zstd", "httpx", "huey", "cryptog
     "import slimmer.plan.image",
     "import slimmer.profiles",
     "import slimmer.report.summary",
+    "import slimmer.coldstart",
 ])
 def test_light_imports_stay_light(code: str) -> None:
     loaded = _loaded_after(code)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from slimmer.cli.coldstart import coldstart
 from slimmer.cli.hook import jobs, serve, worker
 from slimmer.cli.push import analyze, profiles, push
 from slimmer.cli.trust import report, verify
@@ -23,5 +24,5 @@ def main() -> None:
     """
 
 
-for _command in (push, analyze, profiles, verify, report, serve, worker, jobs):
+for _command in (push, analyze, coldstart, profiles, verify, report, serve, worker, jobs):
     main.add_command(_command)

@@ -3,18 +3,20 @@ progress display, report output, and turning SlimmerError into one line and an e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
 from slimmer.cli.progress import Progress
-from slimmer.errors import OutputError, SlimmerError, UsageError
+from slimmer.errors import OutputError, SlimmerError, StartError, UsageError
 from slimmer.report.model import Report
 from slimmer.transports.registry.options import RegistryOptions
-from slimmer.units import parse_duration, parse_size
+from slimmer.units import parse_bandwidth, parse_duration, parse_size
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -43,6 +45,20 @@ class DurationType(click.ParamType):
             return float(value)
         try:
             return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class BandwidthType(click.ParamType):
+    """A bandwidth in the grammar of ``slimmer.units`` (1Gbit, 100Mbit/s, 125MB/s); bytes/s."""
+
+    name = "BANDWIDTH"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_bandwidth(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -99,7 +115,8 @@ def check_output_file(path: str | None, flag: str) -> None:
         raise UsageError(f"{flag} {path}: directory {directory} is not writable")
 
 
-def _write_output(path: str, data: bytes, what: str) -> None:
+def write_output(path: str, data: bytes, what: str) -> None:
+    """Write ``data`` to ``path`` atomically (temp file, then rename); OutputError on failure."""
     from slimmer.report.html import write_atomic
     try:
         write_atomic(path, data)
@@ -114,13 +131,13 @@ def emit_report(report: Report, json_out: str | None, html_out: str | None = Non
     written atomically (temp file, then rename)."""
     if html_out:
         from slimmer.report.html import render_html
-        _write_output(html_out, render_html(report).encode("utf-8"), "HTML report")
+        write_output(html_out, render_html(report).encode("utf-8"), "HTML report")
     if json_out:
         doc = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
         if json_out == "-":
             sys.stdout.write(doc)
             return
-        _write_output(json_out, doc.encode("utf-8"), "report")
+        write_output(json_out, doc.encode("utf-8"), "report")
     # Paths in layers are bytes; undecodable ones come back as they were, not as a crash.
     out = text(report) if text is not None else report.render_text()
     if hasattr(sys.stdout, "buffer"):
@@ -131,6 +148,20 @@ def emit_report(report: Report, json_out: str | None, html_out: str | None = Non
         sys.stdout.write(out)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside: SIGTERM raises KeyboardInterrupt like Ctrl-C, so commands that start processes
+    (containerd, a registry) stop them on the way out."""
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(fn: Callable[[], None]) -> None:
     """Run a command body: SlimmerError becomes ``slim: error: ...`` and its exit code."""
     try:
@@ -138,6 +169,11 @@ def run(fn: Callable[[], None]) -> None:
     except SlimmerError as exc:
         msg = str(exc).replace("\n", " ")
         click.echo(f"slim: error: {msg}", err=True)
+        output = exc.output if isinstance(exc, StartError) else None
+        if output:
+            click.echo(f"slim: last {len(output)} lines of its output:", err=True)
+            for line in output:
+                click.echo(f"  {line}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("slim: interrupted", err=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable
 
 import click
 
+from slimmer.cli.coldstart import checks_from_flags, push_check_options
 from slimmer.cli.common import (
     SizeType,
     apply_options,
@@ -13,6 +15,7 @@ from slimmer.cli.common import (
     registry_options,
     run,
     run_with_report,
+    sigterm_as_interrupt,
 )
 from slimmer.cli.trust import push_trust_options, trust_from_flags
 from slimmer.errors import ProfileError
@@ -83,13 +86,18 @@ def options_from_flags(kw: dict[str, Any]) -> SlimOptions:
 @slim_options
 @registry_options
 @push_trust_options
+@push_check_options
 def push(source: str, destination: str, **kw: Any) -> None:
     """Slim SOURCE and write the result to DESTINATION."""
     from slimmer import api
-    run_with_report(lambda progress: api.slim(
-        source, destination, options_from_flags(kw), progress=progress,
-        registry=registry_from_flags(kw), trust=trust_from_flags(kw)), kw["json_out"],
-        kw["html_out"])
+
+    def make(progress: Any) -> Any:
+        checks = checks_from_flags(kw)
+        with sigterm_as_interrupt() if checks is not None else contextlib.nullcontext():
+            return api.slim(source, destination, options_from_flags(kw), progress=progress,
+                            registry=registry_from_flags(kw), trust=trust_from_flags(kw),
+                            checks=checks)
+    run_with_report(make, kw["json_out"], kw["html_out"])
 
 
 @click.command()

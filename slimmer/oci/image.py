@@ -160,3 +160,17 @@ class ReadsCurrent(Protocol):
     bytes, None when nothing), so ``slim`` can skip a push whose result is already there."""
 
     def current(self) -> bytes | None: ...
+
+
+class StagedSource(Source, Protocol):
+    """A Source over what a sink has stored but not yet tagged; the caller closes it."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Stages(Protocol):
+    """A sink that can hand out what it has stored before ``commit`` as a ``Source`` resolving
+    to ``descriptor``, so a result can be run (``slim push --smoke``) before it is tagged."""
+
+    def staged(self, descriptor: Descriptor) -> StagedSource: ...

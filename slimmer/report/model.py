@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
+from slimmer.coldstart.model import ColdstartReport
+
 SCHEMA = "slimmer.report/v2"
 #: Schemas ``from_dict`` reads: v1 is v2 without ``tree``.
 READS = ("slimmer.report/v1", SCHEMA)
@@ -92,6 +94,12 @@ class Report:
     source_signatures: list[dict[str, Any]] | None = None
     #: Written after the push (signature, report artifact); not part of ``to_dict``.
     attachments: list[Attachment] = field(default_factory=list)
+    #: ``slim push --smoke``: the command the result ran before it was tagged (cmd, seconds,
+    #: runtime); None (and absent from ``to_dict``) without it.
+    smoke: dict[str, Any] | None = None
+    #: ``slim push --coldstart``: source and result measured on the same runtime; None (and
+    #: absent from ``to_dict``) without it.
+    coldstart: ColdstartReport | None = None
 
     @property
     def size_before(self) -> int:
@@ -105,7 +113,12 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; see README "Report JSON" for the schema."""
         doc = asdict(self)
-        del doc["attachments"]
+        for name in ("attachments", "smoke", "coldstart"):
+            del doc[name]
+        if self.smoke is not None:
+            doc["smoke"] = dict(self.smoke)
+        if self.coldstart is not None:
+            doc["coldstart"] = self.coldstart.to_dict()
         return {"schema": SCHEMA, **doc, "size_before": self.size_before,
                 "size_after": self.size_after}
 
@@ -120,7 +133,11 @@ class Report:
                                      "layers": [LayerReport(**_pick(LayerReport, ly))
                                                 for ly in img["layers"]]})
                       for img in doc["images"]]
-            return cls(**{**_pick(cls, doc, {"images", "attachments"}), "images": images})
+            coldstart = doc.get("coldstart")
+            return cls(**{**_pick(cls, doc, {"images", "attachments", "coldstart"}),
+                          "images": images,
+                          "coldstart": None if coldstart is None
+                          else ColdstartReport.from_dict(coldstart)})
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed {SCHEMA} document ({exc})") from exc
 

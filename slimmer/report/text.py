@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
+
 from slimmer.oci.digest import short
 from slimmer.report.model import ImageReport, Report
+from slimmer.units import format_duration
 from slimmer.units import format_size as human
 
 
@@ -76,6 +79,12 @@ def render_text(report: Report) -> str:
     for sig in report.source_signatures or ():
         lines.append(f"source signature verified: key {str(sig.get('key_id'))[:16]} "
                      f"({sig.get('algorithm')}), signed {sig.get('docker_reference')}")
+    if report.smoke is not None:
+        lines.append(f"smoke test passed: {shlex.join(report.smoke['cmd'])} exited 0 in the "
+                     f"slimmed image after {format_duration(report.smoke['seconds'])} "
+                     f"({report.smoke.get('runtime')})")
+    if report.coldstart is not None:
+        lines.append(report.coldstart.render_text().rstrip("\n"))
     if report.digest:
         lines.append(f"digest: {report.digest}")
     for att in report.attachments:

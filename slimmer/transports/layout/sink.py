@@ -15,7 +15,7 @@ from typing import Any
 
 from slimmer.errors import InputError, OutputError, UsageError
 from slimmer.oci.digest import check_digest, sha256_digest, short
-from slimmer.oci.image import BlobOrigin, BlobWriter, Opener, copy_into
+from slimmer.oci.image import BlobOrigin, BlobWriter, Opener, StagedSource, copy_into
 from slimmer.oci.media import ANNOT_REF_NAME, OCI_INDEX
 from slimmer.oci.model import Descriptor, dump_json, load_json
 from slimmer.oci.refs import LayoutRef
@@ -276,6 +276,16 @@ class LayoutSink:
                 writer.abort()
                 raise
         return Descriptor(media_type, digest, len(raw))
+
+    def staged(self, descriptor: Descriptor) -> StagedSource:
+        """What this sink stored, as a Source resolving to ``descriptor``, before ``commit``."""
+        from slimmer.transports.layout.source import StagedLayoutSource
+        self._check_open()
+        root = self._prepare()
+        if not self.has_blob(descriptor.digest):
+            raise OutputError(f"writing {self.label}: manifest {short(descriptor.digest)} was "
+                              f"not stored")
+        return StagedLayoutSource(root, descriptor, self.name)
 
     def commit(self, descriptor: Descriptor) -> None:
         """Point the tag at ``descriptor`` in index.json (written last); the layout is then final.

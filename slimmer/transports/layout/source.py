@@ -190,3 +190,20 @@ class LayoutSource:
         self._check_oci_layout()
         descriptor = self._select(self._read_index_json())
         return ImageLoader(self.name, self, label=self._label).resolve(descriptor, platforms)
+
+
+class StagedLayoutSource(LayoutSource):
+    """The blobs a ``LayoutSink`` has stored under ``path`` (its temp directory or the layout
+    itself), resolved to ``descriptor`` without ``index.json``: the result before its tag."""
+
+    def __init__(self, path: str, descriptor: Descriptor, name: str) -> None:
+        super().__init__(LayoutRef(path, None, descriptor.digest))
+        self.name = name
+        self._descriptor = descriptor
+
+    def resolve(self, platforms: Sequence[Platform] = ()) -> Root:
+        return ImageLoader(self.name, self, label=self._label).resolve(self._descriptor,
+                                                                       platforms)
+
+    def close(self) -> None:
+        """Nothing to release: blobs are opened per read."""

@@ -7,7 +7,7 @@ import threading
 
 from slimmer.errors import NotFoundError, OutputError, UsageError
 from slimmer.oci.digest import sha256_digest, short
-from slimmer.oci.image import BlobOrigin, BlobWriter, Opener, copy_into
+from slimmer.oci.image import BlobOrigin, BlobWriter, Opener, StagedSource, copy_into
 from slimmer.oci.media import INDEX_TYPES, MANIFEST_TYPES
 from slimmer.oci.model import Descriptor
 from slimmer.oci.refs import RegistryRef
@@ -112,6 +112,20 @@ class RegistrySink:
             what = f"pushing {self.name} config {short(digest)}"
             self.repository.upload(digest, raw, len(raw), what)
         return Descriptor(media_type, digest, len(raw))
+
+    def staged(self, descriptor: Descriptor) -> StagedSource:
+        """The manifest pushed by digest, as a Source (with the destination's credentials),
+        before ``commit`` tags it."""
+        from slimmer.transports.registry.source import RegistrySource
+        self._check_open()
+        if descriptor.digest not in self._manifests:
+            raise OutputError(f"pushing {self.name}: manifest {short(descriptor.digest)} was "
+                              f"not pushed")
+        ref = RegistryRef(self.ref.registry, self.ref.repository, None, descriptor.digest)
+        source = RegistrySource(ref, self.options,
+                                repository=Repository.open(ref, self.options, "dest"))
+        source.name = self.name  # what it will be once tagged
+        return source
 
     def commit(self, descriptor: Descriptor) -> None:
         """Tag: PUT the top manifest or index under the destination tag; the last step."""
