@@ -30,8 +30,9 @@ from slimmer.trust.options import TrustOptions
 
 if TYPE_CHECKING:
     from slimmer.api import analyze, slim
+    from slimmer.build.cache import LayerCache
 
-__all__ = ["slim", "analyze", "SlimOptions", "TrustOptions", "Report", "ImageReport",
+__all__ = ["slim", "analyze", "LayerCache", "SlimOptions", "TrustOptions", "Report", "ImageReport",
            "LayerReport", "SlimmerError", "UsageError", "ProfileError", "InputError",
            "BlobError", "LayerError", "OutputError", "TrustError", "RegistryError", "AuthError",
            "NotFoundError"]
@@ -41,4 +42,7 @@ def __getattr__(name: str) -> Any:
     if name in ("slim", "analyze"):
         from slimmer import api
         return getattr(api, name)
+    if name == "LayerCache":
+        from slimmer.build.cache import LayerCache
+        return LayerCache
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

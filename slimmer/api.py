@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -9,14 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from slimmer.build.assemble import build_config, build_index, build_manifest, config_media_type
-from slimmer.build.layer import build_layer
+from slimmer.build.assemble import build_index
+from slimmer.build.cache import LayerCache
+from slimmer.build.output import repeat, variant_plans, write_manifests
+from slimmer.build.reuse import LayerBuilder
 from slimmer.codec.result import LayerResult
 from slimmer.errors import UsageError
 from slimmer.fs.index import LayerIndex
 from slimmer.fs.scan import scan_layer
 from slimmer.oci.digest import sha256_digest
-from slimmer.oci.image import Image, ReadsCurrent, Root, Sink, Source
+from slimmer.oci.image import FormatLimits, Image, ReadsCurrent, Root, Sink, Source
 from slimmer.oci.media import ANNOT_OPTIONS_DIGEST, ANNOT_SOURCE_DIGEST
 from slimmer.oci.model import Descriptor, Platform
 from slimmer.oci.refs import RegistryRef, parse_reference
@@ -25,7 +28,7 @@ from slimmer.plan.grouping import group_layers
 from slimmer.plan.image import plan_image
 from slimmer.plan.model import PASSTHROUGH, RECOMPRESS, ImagePlan, OutputLayer, PlanOptions
 from slimmer.profiles import SNIFF_BYTES, Matcher, Profile, builtin_profiles, select_profiles
-from slimmer.report.model import Report
+from slimmer.report.model import ImageReport, Report
 from slimmer.report.summary import image_report
 from slimmer.transports import open_sink, open_source
 from slimmer.trust.options import TrustOptions
@@ -146,13 +149,15 @@ def analyze(source: str | Source, options: SlimOptions | None = None, *,
 
 def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = None, *,
          progress: ProgressFn | None = None, registry: RegistryOptions | None = None,
-         trust: TrustOptions | None = None) -> Report:
+         trust: TrustOptions | None = None, cache: LayerCache | bool = True) -> Report:
     """Slim ``source`` into ``dest``: plan, build layers in parallel, write config, manifests
     and index, then point the destination tag at the result. On any error the destination is
     left as it was and the error is raised.
 
     ``trust`` (registry references): verify the source's cosign signature before anything is
     pushed; after the tag, attach the report and sign the new digest (``report.attachments``).
+    ``cache``: the layer result cache (True: the one in ``$XDG_CACHE_HOME/slimmer``, False:
+    none); a layer it knows whose blob the destination has or can mount is not built again.
     """
     if registry is not None and isinstance(source, str) and isinstance(dest, str):
         registry.check_sides(_registry_of(source), _registry_of(dest))
@@ -166,46 +171,113 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     if trust is not None and trust.verify_keys:
         verified = remote.verify_source(src, root.descriptor.digest, trust, registry)
     sink = open_sink(dest, registry)
+    try:
+        options, notes = _fit_destination(options, sink, root)
+    except BaseException:
+        sink.abort()
+        raise
     fingerprint = options_digest(options, profiles)
+    warnings = _warnings(profiles, root) + notes
     if trust is None or trust.sign_key is None:
         existing = _up_to_date(sink, root.descriptor.digest, fingerprint)
         if existing is not None:
             sink.abort()
             return Report("push", src.name, sink.name, root.descriptor.digest, existing, [],
-                          [p.name for p in profiles], _warnings(profiles, root) + [
+                          [p.name for p in profiles], warnings + [
                               "destination already holds this source slimmed with these "
                               "options: nothing written"], verified)
+    layer_cache = _open_cache(cache)
     try:
-        workers = _jobs(options, None)
-        with ThreadPoolExecutor(workers) as pool:
-            job = _Job(pool, workers, progress)
-            plans, indexes = _plan_all(root, options, matcher, job, force_scan=False)
-            results = _build_all(root, plans, sink, options, job)
-        manifests: list[Descriptor] = []
-        for image, plan, res in zip(root.images, plans, results):
-            cfg_raw = build_config(image, plan, res)
-            cfg = sink.put_manifest(cfg_raw, config_media_type(image, res))
-            man_raw, man_type = build_manifest(image, plan, res, cfg, options.base, fingerprint)
-            desc = sink.put_manifest(man_raw, man_type)
-            manifests.append(Descriptor(desc.media_type, desc.digest, desc.size, None,
-                                        image.descriptor.platform or None))
-        if root.index is not None and not (options.platforms and len(manifests) == 1):
-            raw, mt = build_index(root, manifests, fingerprint)
-            top = sink.put_manifest(raw, mt)
-        else:
-            top = Descriptor(manifests[0].media_type, manifests[0].digest, manifests[0].size)
-        sink.commit(top)
-    except BaseException:
-        sink.abort()
-        raise
-    others: dict[str, Profile] = {}
-    images = [image_report(image, plan, res, idx, others, options, manifest=m)
-              for image, plan, res, idx, m in zip(root.images, plans, results, indexes, manifests)]
+        builder = LayerBuilder(sink, layer_cache)
+        try:
+            pushed = _push(root, options, matcher, sink, fingerprint, progress, builder)
+        except BaseException:
+            sink.abort()
+            raise
+        builder.record(pushed.configs)
+        if layer_cache is not None and layer_cache.problem:
+            warnings.append(layer_cache.problem)
+    finally:
+        if cache is True and layer_cache is not None:
+            layer_cache.close()
+    images = pushed.reports(root, options)
+    top = pushed.top
     report = Report("push", src.name, sink.name, root.descriptor.digest, top.digest, images,
-                    [p.name for p in profiles], _warnings(profiles, root), verified)
+                    [p.name for p in profiles], warnings, verified)
     if trust is not None:
         report.attachments = remote.publish(report, sink, top, trust, src, options, registry)
     return report
+
+
+@dataclass
+class _Pushed:
+    """What a push wrote: per variant the plans and built layers, the manifests in index
+    order, and the top descriptor the tag points at."""
+
+    variants: list[list[ImagePlan]]
+    indexes: list[dict[int, LayerIndex] | None]
+    results: list[list[list[LayerResult]]]
+    manifests: list[Descriptor]
+    top: Descriptor
+    configs: list[str]
+
+    def reports(self, root: Root, options: SlimOptions) -> list[ImageReport]:
+        """One image report per written manifest (the zstd twins name their variant)."""
+        out = []
+        count = len(root.images)
+        for v, (plans, results) in enumerate(zip(self.variants, self.results)):
+            for n, (image, plan, res, idx) in enumerate(zip(root.images, plans, results,
+                                                            self.indexes)):
+                out.append(image_report(image, plan, res, idx, {}, options,
+                                        manifest=self.manifests[v * count + n],
+                                        variant=options.variants[v] if v else None))
+        return out
+
+
+def _push(root: Root, options: SlimOptions, matcher: Matcher | None, sink: Sink,
+          fingerprint: str, progress: ProgressFn | None, builder: LayerBuilder) -> _Pushed:
+    """Plan, build every variant's layers, write configs, manifests and the index, and
+    commit the tag; the caller aborts the sink on any error."""
+    workers = _jobs(options, None)
+    with ThreadPoolExecutor(workers) as pool:
+        job = _Job(pool, workers, progress)
+        plans, indexes = _plan_all(root, options, matcher, job, force_scan=False)
+        variants = variant_plans(root, plans, indexes, options)
+        built = _build_all(repeat(root, len(variants)), [p for v in variants for p in v],
+                           sink, options, job, builder)
+    count = len(plans)
+    results = [built[i * count:(i + 1) * count] for i in range(len(variants))]
+    manifests, configs = write_manifests(root, variants, results, sink, options, fingerprint,
+                                          builder)
+    if len(manifests) > 1 or root.index is not None and not options.platforms:
+        raw, mt = build_index(root, manifests, fingerprint)
+        top = sink.put_manifest(raw, mt)
+    else:
+        top = Descriptor(manifests[0].media_type, manifests[0].digest, manifests[0].size)
+    sink.commit(top)
+    return _Pushed(variants, indexes, results, manifests, top, configs)
+
+
+def _open_cache(cache: LayerCache | bool) -> LayerCache | None:
+    if cache is True:
+        return LayerCache()
+    return cache or None
+
+
+def _fit_destination(options: SlimOptions, sink: Sink, root: Root
+                     ) -> tuple[SlimOptions, list[str]]:
+    """The options a destination with format limits (a docker archive) can hold, and a note
+    when the compression had to change."""
+    if not isinstance(sink, FormatLimits):
+        return options, []
+    wanted = sink.output_compression(options.compression, len(root.images))
+    if wanted == options.compression:
+        return options, []
+    fitted = dataclasses.replace(options, compression=wanted, level=None)
+    shown = "uncompressed" if wanted == "none" else wanted
+    return fitted.check(), [f"{sink.name}: layers written {shown}, not "
+                            f"{options.compression}, so that docker load reads them "
+                            f"(--compression gzip gives a smaller archive)"]
 
 
 def _up_to_date(sink: Sink, source_digest: str, fingerprint: str) -> str | None:
@@ -225,8 +297,9 @@ def _up_to_date(sink: Sink, source_digest: str, fingerprint: str) -> str | None:
 
 
 def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: SlimOptions,
-               job: _Job) -> list[list[LayerResult]]:
-    """Build every output layer of every image; identical unchanged layers are built once."""
+               job: _Job, build: LayerBuilder) -> list[list[LayerResult]]:
+    """Build every output layer of every image; identical unchanged layers are built once.
+    ``build`` builds one (``build_layer`` behind the layer cache)."""
     futures: dict[Any, Any] = {}
     keys: list[list[Any]] = []
     total = sum(o.input_tar_size or o.input_size for p in plans for o in p.layers)
@@ -257,8 +330,9 @@ def _build_all(root: Root, plans: Sequence[ImagePlan], sink: Sink, options: Slim
     # results are still collected by position.
     for key, (out, image, scanned) in sorted(
             tasks.items(), key=lambda kv: -(kv[1][0].input_tar_size or kv[1][0].input_size)):
-        futures[key] = job.pool.submit(build_layer, out, image.layers, sink, scanned=scanned,
-                                       level=options.level, threads=threads, progress=progress)
+        futures[key] = job.pool.submit(build, out, image.layers, sink, scanned=scanned,
+                                       level=options.level_for(out.compression),
+                                       threads=threads, progress=progress)
     try:
         return [[futures[k].result() for k in row] for row in keys]
     except BaseException:
@@ -292,4 +366,5 @@ def _warnings(profiles: Sequence[Profile], root: Root) -> list[str]:
     return out
 
 
-__all__ = ["SlimOptions", "TrustOptions", "analyze", "open_sink", "open_source", "slim"]
+__all__ = ["LayerCache", "SlimOptions", "TrustOptions", "analyze", "open_sink", "open_source",
+           "slim"]

@@ -43,9 +43,12 @@ def slim_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Pass base layers through byte-identical even if a profile would "
                           "strip from them."),
         click.option("--compression", type=click.Choice(list(COMPRESSION_CHOICES)),
-                     default="zstd", show_default=True, help="Output layer compression."),
+                     default="zstd", show_default=True,
+                     help="Output layer compression; gzip+zstd writes both per platform in "
+                          "one index (gzip first, for clients without zstd)."),
         click.option("--level", type=int, default=None,
-                     help="Compression level (zstd 1-19, default 2; gzip 0-3, default 2)."),
+                     help="Compression level (zstd 1-22, default 2, 20-22 need ~1.2 GiB per "
+                          "layer and run one layer at a time; gzip 0-3, default 2)."),
         click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
                      help="Layers built in parallel (default: all cores)."),
         click.option("--json", "json_out", metavar="FILE|-",
@@ -69,12 +72,19 @@ def options_from_flags(kw: dict[str, Any]) -> SlimOptions:
 @slim_options
 @registry_options
 @push_trust_options
+@click.option("--no-cache", is_flag=True,
+              help="Build every layer; neither read nor write the layer cache "
+                   "($XDG_CACHE_HOME/slimmer/layers.db).")
 def push(source: str, destination: str, **kw: Any) -> None:
-    """Slim SOURCE and write the result to DESTINATION."""
+    """Slim SOURCE and write the result to DESTINATION.
+
+    SOURCE and DESTINATION: HOST/REPO[:TAG] (a registry), oci:DIR[:TAG],
+    docker-archive:FILE[:NAME:TAG] or oci-archive:FILE[:TAG]."""
     from slimmer import api
     run_with_report(lambda progress: api.slim(
         source, destination, options_from_flags(kw), progress=progress,
-        registry=registry_from_flags(kw), trust=trust_from_flags(kw)), kw["json_out"])
+        registry=registry_from_flags(kw), trust=trust_from_flags(kw),
+        cache=not kw["no_cache"]), kw["json_out"])
 
 
 @click.command()

@@ -11,7 +11,7 @@ from slimmer.oci.image import Image
 from slimmer.oci.model import Descriptor
 from slimmer.options import SlimOptions
 from slimmer.plan.image import removable_bytes
-from slimmer.plan.model import ImagePlan, PlanOptions
+from slimmer.plan.model import PASSTHROUGH, ImagePlan, PlanOptions
 from slimmer.profiles import Matcher, Profile
 from slimmer.report.model import LARGEST, ImageReport, LayerReport
 
@@ -19,8 +19,9 @@ from slimmer.report.model import LARGEST, ImageReport, LayerReport
 def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] | None,
                  indexes: Mapping[int, LayerIndex] | None,
                  other_profiles: Mapping[str, Profile], options: SlimOptions,
-                 manifest: Descriptor | None = None) -> ImageReport:
-    """Summarise one planned (and possibly built) image."""
+                 manifest: Descriptor | None = None, variant: str | None = None) -> ImageReport:
+    """Summarise one planned (and possibly built) image; ``variant`` names the added
+    compression variant of a gzip+zstd result."""
     layers = []
     for n, out in enumerate(plan.layers):
         res = results[n] if results is not None else None
@@ -33,7 +34,9 @@ def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] |
                 estimate_tar_size(out, indexes) if indexes is not None else out.input_tar_size),
             digest=res.digest if res else None, diff_id=res.diff_id if res else None,
             removed_files=len(out.removed), removed_bytes=out.removed_bytes,
-            whiteouts=list(out.whiteouts)))
+            whiteouts=list(out.whiteouts),
+            level=None if out.mode == PASSTHROUGH else options.level_for(out.compression),
+            cached=bool(res and res.from_cache)))
     by_rule: dict[str, dict[str, int]] = {}
     by_profile: dict[str, dict[str, int]] = {}
     removed = plan.removed
@@ -68,4 +71,4 @@ def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] |
                  for r in sorted(removed, key=lambda r: (r.path, r.layer))],
         wasted_bytes=wasted, wasted_by_layer=list(plan.wasted),
         overrides=[{"path": o.path, "rule": o.rule, "reason": o.reason} for o in plan.overrides],
-        protected=plan.protected, other_profiles=others)
+        protected=plan.protected, other_profiles=others, variant=variant)

@@ -1,0 +1,111 @@
+"""Build an output layer, unless the layer cache knows the blob it would become and the
+destination has it or can mount it from another repository of its registry: then neither the
+compression nor the upload happens. Also where zstd's ultra levels are kept to one compressor
+at a time, so memory stays bounded.
+
+A cache entry is never trusted: the destination is asked (HEAD, then mounts), and an entry
+whose blob is missing everywhere or has another size is dropped and the layer is built again.
+What was built is recorded only after the destination committed (``record``).
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import nullcontext
+from typing import ContextManager, Sequence
+
+from slimmer.build.cache import LayerCache, layer_key
+from slimmer.build.layer import Progress, build_layer
+from slimmer.codec.compression import codec_version
+from slimmer.codec.result import LayerResult
+from slimmer.oci.image import BlobOrigin, BlobReuse, Layer, ReusesBlobs, Sink
+from slimmer.oci.media import OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, ZSTD, Compression
+from slimmer.oci.refs import canonical_registry
+from slimmer.options import ULTRA_LEVEL
+from slimmer.plan.model import PASSTHROUGH, OutputLayer
+
+_MEDIA_TYPE = {Compression.ZSTD: OCI_LAYER_ZSTD, Compression.GZIP: OCI_LAYER_GZIP,
+               Compression.NONE: OCI_LAYER_TAR}
+
+
+def _where(origin: BlobOrigin | None) -> BlobOrigin | None:
+    return None if origin is None else BlobOrigin(canonical_registry(origin.registry),
+                                                  origin.repository)
+
+
+class LayerBuilder:
+    """``build_layer`` with the layer cache in front; called like it, from many threads."""
+
+    def __init__(self, sink: Sink, cache: LayerCache | None) -> None:
+        self.sink = sink
+        self.cache = cache if cache is not None and cache.enabled else None
+        self._reuses = isinstance(sink, ReusesBlobs)
+        self._origin = _where(sink.blob_origin()) if isinstance(sink, ReusesBlobs) else None
+        self._lock = threading.Lock()
+        self._ultra = threading.Semaphore(1)
+        self._done: list[tuple[str, LayerResult, str]] = []
+
+    def __call__(self, out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
+                 level: int, threads: int = 0, progress: Progress | None = None,
+                 scanned: bool = False) -> LayerResult:
+        """The blob for ``out`` in the sink: reused when the cache and the destination agree,
+        else built (and remembered for ``record``)."""
+        if out.mode == PASSTHROUGH:
+            return build_layer(out, layers, sink, level=level, threads=threads,
+                               progress=progress, scanned=scanned)
+        key = None
+        if self.cache is not None:
+            key = layer_key(out, layers, level, codec_version(out.compression))
+            hit = self._reuse(key)
+            if hit is not None:
+                if progress:
+                    progress(out.input_tar_size or out.input_size)
+                with self._lock:
+                    self._done.append((key, hit, _MEDIA_TYPE[hit.compression]))
+                return hit
+        with self._memory(out.compression, level):
+            result = build_layer(out, layers, sink, level=level, threads=threads,
+                                 progress=progress, scanned=scanned)
+        if key is not None:
+            with self._lock:
+                self._done.append((key, result, _MEDIA_TYPE[result.compression]))
+        return result
+
+    def _memory(self, compression: Compression, level: int) -> ContextManager[object]:
+        """One ultra-level zstd compressor at a time (about 1.2 GiB each at level 22)."""
+        if compression == ZSTD and level >= ULTRA_LEVEL:
+            return self._ultra
+        return nullcontext()
+
+    def _reuse(self, key: str) -> LayerResult | None:
+        """The cached result for ``key`` if the destination has its blob or mounted it."""
+        assert self.cache is not None
+        entry = self.cache.get(key)
+        if entry is None or not self._reuses:
+            return None
+        digest, size = entry.result.digest, entry.result.size
+        origins = self.cache.origins(digest, self._origin.registry) \
+            if self._origin is not None else ()
+        state = self.sink.reuse_blob(digest, size, origins)  # type: ignore[attr-defined]
+        if state in (BlobReuse.PRESENT, BlobReuse.MOUNTED):
+            return entry.result
+        self.cache.drop(key)
+        if state == BlobReuse.MISSING:
+            for origin in origins:
+                self.cache.forget(digest, origin)
+        return None
+
+    def record(self, blobs: Sequence[str] = ()) -> None:
+        """After the destination committed: remember what was built or reused, and that the
+        destination holds those blobs and ``blobs`` (configs), for later mounts."""
+        if self.cache is None:
+            return
+        with self._lock:
+            done, self._done = self._done, []
+        self.cache.put(done, self._origin, blobs)
+
+    def known_origins(self, digest: str) -> tuple[BlobOrigin, ...]:
+        """Repositories of the destination's registry the cache saw ``digest`` pushed to."""
+        if self.cache is None or self._origin is None:
+            return ()
+        return self.cache.origins(digest, self._origin.registry)
