@@ -32,9 +32,11 @@ DEFAULT_MERGE_THRESHOLD = 16 << 20
 #: Output compression levels: the default and the accepted range of each compressor.
 DEFAULT_LEVEL = {ZSTD: 2, GZIP: 2, NONE: 0}
 LEVEL_RANGE = {ZSTD: (1, 22), GZIP: (0, 3), NONE: (0, 0)}
-#: zstd levels from here on ("ultra") need far more memory per compressor (about 1.2 GiB at
-#: 22 against 0.4 GiB at 19): such layers are compressed one at a time.
+#: zstd levels from here on ("ultra") need far more memory per compressor (recompressing the
+#: node bench image peaked at 2.06 GiB at 22 against 0.65 GiB at 19, see README): such layers
+#: are compressed one at a time, with at most ULTRA_THREADS zstd workers.
 ULTRA_LEVEL = 20
+ULTRA_THREADS = 2
 
 #: Bump when the bytes slimmer writes for the same input and options change (a new default
 #: compression parameter, a different tar layout), so old results are not taken as current.

@@ -1,7 +1,8 @@
 """Build an output layer, unless the layer cache knows the blob it would become and the
 destination has it or can mount it from another repository of its registry: then neither the
-compression nor the upload happens. Also where zstd's ultra levels are kept to one compressor
-at a time, so memory stays bounded.
+compression nor the upload happens. Also where zstd's ultra levels (20-22) are kept to one
+compressor at a time with at most ULTRA_THREADS workers, so their memory stays bounded
+whatever the number of cores (zstd's output does not depend on the worker count).
 
 A cache entry is never trusted: the destination is asked (HEAD, then mounts), and an entry
 whose blob is missing everywhere or has another size is dropped and the layer is built again.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import nullcontext
-from typing import ContextManager, Sequence
+from typing import Sequence
 
 from slimmer.build.cache import LayerCache, layer_key
 from slimmer.build.layer import Progress, build_layer
@@ -21,7 +22,7 @@ from slimmer.codec.result import LayerResult
 from slimmer.oci.image import BlobOrigin, BlobReuse, Layer, ReusesBlobs, Sink
 from slimmer.oci.media import OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, ZSTD, Compression
 from slimmer.oci.refs import canonical_registry
-from slimmer.options import ULTRA_LEVEL
+from slimmer.options import ULTRA_LEVEL, ULTRA_THREADS
 from slimmer.plan.model import PASSTHROUGH, OutputLayer
 
 _MEDIA_TYPE = {Compression.ZSTD: OCI_LAYER_ZSTD, Compression.GZIP: OCI_LAYER_GZIP,
@@ -42,7 +43,7 @@ class LayerBuilder:
         self._reuses = isinstance(sink, ReusesBlobs)
         self._origin = _where(sink.blob_origin()) if isinstance(sink, ReusesBlobs) else None
         self._lock = threading.Lock()
-        self._ultra = threading.Semaphore(1)
+        self._ultra = threading.Semaphore(1)   # one ultra-level zstd compressor at a time
         self._done: list[tuple[str, LayerResult, str]] = []
 
     def __call__(self, out: OutputLayer, layers: Sequence[Layer], sink: Sink, *,
@@ -63,19 +64,15 @@ class LayerBuilder:
                 with self._lock:
                     self._done.append((key, hit, _MEDIA_TYPE[hit.compression]))
                 return hit
-        with self._memory(out.compression, level):
-            result = build_layer(out, layers, sink, level=level, threads=threads,
-                                 progress=progress, scanned=scanned)
+        ultra = out.compression == ZSTD and level >= ULTRA_LEVEL
+        with self._ultra if ultra else nullcontext():
+            result = build_layer(out, layers, sink, level=level,
+                                 threads=min(threads or ULTRA_THREADS, ULTRA_THREADS)
+                                 if ultra else threads, progress=progress, scanned=scanned)
         if key is not None:
             with self._lock:
                 self._done.append((key, result, _MEDIA_TYPE[result.compression]))
         return result
-
-    def _memory(self, compression: Compression, level: int) -> ContextManager[object]:
-        """One ultra-level zstd compressor at a time (about 1.2 GiB each at level 22)."""
-        if compression == ZSTD and level >= ULTRA_LEVEL:
-            return self._ultra
-        return nullcontext()
 
     def _reuse(self, key: str) -> LayerResult | None:
         """The cached result for ``key`` if the destination has its blob or mounted it."""

@@ -47,8 +47,8 @@ def slim_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Output layer compression; gzip+zstd writes both per platform in "
                           "one index (gzip first, for clients without zstd)."),
         click.option("--level", type=int, default=None,
-                     help="Compression level (zstd 1-22, default 2, 20-22 need ~1.2 GiB per "
-                          "layer and run one layer at a time; gzip 0-3, default 2)."),
+                     help="Compression level (zstd 1-22, default 2; 20-22 need GiBs of memory "
+                          "and run one layer at a time; gzip 0-3, default 2)."),
         click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
                      help="Layers built in parallel (default: all cores)."),
         click.option("--json", "json_out", metavar="FILE|-",

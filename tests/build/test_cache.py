@@ -21,6 +21,7 @@ from slimmer.oci.media import GZIP, ZSTD
 from slimmer.options import SlimOptions
 from slimmer.plan.model import REBUILD, OutputLayer
 
+from support.layoututil import make_image, tagged, write_layout
 from support.memimage import MemSource, make_tar
 
 EXAMPLE = "oci:testdata/example:latest"
@@ -163,8 +164,10 @@ def test_a_lying_entry_is_rebuilt_and_replaced(tmp_path: Path) -> None:
 
 
 def test_levels_up_to_22_are_recorded(tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny"
+    write_layout(tiny, [tagged(make_image(tiny, [{"etc/a": b"a" * 4000}]), "1")])
     for level in (19, 22):
-        report = slimmer.slim(EXAMPLE, f"oci:{tmp_path / str(level)}:v",
+        report = slimmer.slim(f"oci:{tiny}:1", f"oci:{tmp_path / str(level)}:v",
                               SlimOptions(level=level), cache=False)
         assert [ly.level for ly in report.images[0].layers] == [level]
     with pytest.raises(slimmer.errors.UsageError, match="1..22"):  # type: ignore[attr-defined]
@@ -174,17 +177,20 @@ def test_levels_up_to_22_are_recorded(tmp_path: Path) -> None:
     assert {ly.level for ly in keep.images[0].layers} == {None}    # passed through
 
 
-def test_ultra_levels_build_one_layer_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ultra_levels_build_one_layer_at_a_time_with_few_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
     import slimmer.build.reuse as reuse
+
     from support.memimage import MemSink
 
     running, peak, lock = [0], [0], threading.Lock()
     all_in = threading.Event()
+    threads: set[object] = set()
 
     def fake_build(out: OutputLayer, *args: object, **kw: object) -> LayerResult:
+        threads.add(kw["threads"])
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
@@ -198,10 +204,13 @@ def test_ultra_levels_build_one_layer_at_a_time(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(reuse, "build_layer", fake_build)
     builder = reuse.LayerBuilder(MemSink(), None)
     layers = MemSource([make_tar([("file", "a", b"1")])]).image.layers
-    for level, compression, want in ((22, ZSTD, 1), (19, ZSTD, 4), (22, GZIP, 4)):
+    for level, compression, want, workers in ((22, ZSTD, 1, 2), (19, ZSTD, 4, 16),
+                                              (22, GZIP, 4, 16)):
         peak[0] = 0
         all_in.clear()
+        threads.clear()
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda _: builder(OutputLayer((0,), REBUILD, compression, 1, 1),
-                                            layers, MemSink(), level=level), range(4)))
-        assert peak[0] == want, (level, compression)
+                                            layers, MemSink(), level=level, threads=16),
+                          range(4)))
+        assert (peak[0], threads) == (want, {workers}), (level, compression)
