@@ -35,16 +35,20 @@ from slimmer.trust.options import TrustOptions
 
 if TYPE_CHECKING:
     from slimmer.api import analyze, coldstart, slim
+    from slimmer.build.cache import LayerCache
 
-__all__ = ["slim", "analyze", "coldstart", "SlimOptions", "TrustOptions", "ColdstartOptions",
-           "PushChecks", "Report", "ImageReport", "LayerReport", "ColdstartReport",
-           "SlimmerError", "UsageError", "ProfileError", "InputError", "BlobError", "LayerError",
-           "OutputError", "TrustError", "RegistryError", "AuthError", "NotFoundError",
-           "RuntimeUnavailableError", "StartError"]
+__all__ = ["slim", "analyze", "coldstart", "LayerCache", "SlimOptions", "TrustOptions",
+           "ColdstartOptions", "PushChecks", "Report", "ImageReport", "LayerReport",
+           "ColdstartReport", "SlimmerError", "UsageError", "ProfileError", "InputError",
+           "BlobError", "LayerError", "OutputError", "TrustError", "RegistryError", "AuthError",
+           "NotFoundError", "RuntimeUnavailableError", "StartError"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("slim", "analyze", "coldstart"):
         from slimmer import api
         return getattr(api, name)
+    if name == "LayerCache":
+        from slimmer.build.cache import LayerCache
+        return LayerCache
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

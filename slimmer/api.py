@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
-from slimmer.build.assemble import build_config, build_index, build_manifest, config_media_type
+from slimmer.build.cache import LayerCache
 from slimmer.build.progress import LayerProgress, ProgressFn
-from slimmer.build.run import Run, build_images, plan_images
+from slimmer.build.reuse import LayerBuilder
+from slimmer.build.run import Pushed, Run, plan_images, push_images
 from slimmer.coldstart import ColdstartOptions, ColdstartReport, PushChecks
 from slimmer.errors import UsageError
 from slimmer.oci.digest import sha256_digest
-from slimmer.oci.image import ReadsCurrent, Root, Sink, Source, Stages
+from slimmer.oci.image import FormatLimits, ReadsCurrent, Root, Sink, Source, Stages
 from slimmer.oci.media import ANNOT_OPTIONS_DIGEST, ANNOT_SOURCE_DIGEST
 from slimmer.oci.model import Descriptor, Platform
 from slimmer.oci.refs import RegistryRef, parse_reference
 from slimmer.options import SlimOptions, options_digest
 from slimmer.plan.model import ImagePlan
 from slimmer.profiles import Matcher, Profile, builtin_profiles, select_profiles
-from slimmer.report.model import Report
+from slimmer.report.model import ImageReport, Report
 from slimmer.report.summary import cuda_warnings, image_report, plan_warnings
 from slimmer.transports import open_sink, open_source
 from slimmer.trust.options import TrustOptions
@@ -77,7 +79,8 @@ def analyze(source: str | Source, options: SlimOptions | None = None, *,
 
 def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = None, *,
          progress: ProgressFn | None = None, registry: RegistryOptions | None = None,
-         trust: TrustOptions | None = None, checks: PushChecks | None = None) -> Report:
+         trust: TrustOptions | None = None, checks: PushChecks | None = None,
+         cache: LayerCache | bool = True) -> Report:
     """Slim ``source`` into ``dest``: plan, build layers in parallel, write config, manifests
     and index, then point the destination tag at the result. On any error the destination is
     left as it was and the error is raised.
@@ -87,6 +90,8 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     ``checks``: before the tag, run a smoke command in the result (it must exit 0, else the
     destination is left as it was) and/or measure source and result cold starts
     (``report.smoke``, ``report.coldstart``). Neither changes the output bytes.
+    ``cache``: the layer result cache (True: the one in ``$XDG_CACHE_HOME/slimmer``, False:
+    none); a layer it knows whose blob the destination has or can mount is not built again.
     """
     if registry is not None and isinstance(source, str) and isinstance(dest, str):
         registry.check_sides(_registry_of(source), _registry_of(dest))
@@ -106,48 +111,41 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     if trust is not None and trust.verify_keys:
         verified = remote.verify_source(src, root.descriptor.digest, trust, registry)
     sink = open_sink(dest, registry)
+    try:
+        options, notes = _fit_destination(options, sink, root)
+    except BaseException:
+        sink.abort()
+        raise
     fingerprint = options_digest(options, profiles)
     if (trust is None or trust.sign_key is None) and checks is None:
         existing = _up_to_date(sink, root.descriptor.digest, fingerprint)
         if existing is not None:
             sink.abort()
             return Report("push", src.name, sink.name, root.descriptor.digest, existing, [],
-                          [p.name for p in profiles], _warnings(profiles, root) + [
+                          [p.name for p in profiles], _warnings(profiles, root) + notes + [
                               "destination already holds this source slimmed with these "
                               "options: nothing written"], verified)
+    layer_cache = _open_cache(cache)
     try:
-        workers = _jobs(options, None)
-        with ThreadPoolExecutor(workers) as pool:
-            run = Run(pool, workers, progress)
-            try:
-                plans, indexes = plan_images(root, options, matcher, run, force_scan=False,
-                                             sink=sink)
-                results = build_images(root, plans, indexes, sink, options, run)
-            finally:
-                run.discard()
-        manifests: list[Descriptor] = []
-        for image, plan, res in zip(root.images, plans, results):
-            cfg_raw = build_config(image, plan, res)
-            cfg = sink.put_manifest(cfg_raw, config_media_type(image, res))
-            man_raw, man_type = build_manifest(image, plan, res, cfg, options.base, fingerprint)
-            desc = sink.put_manifest(man_raw, man_type)
-            manifests.append(Descriptor(desc.media_type, desc.digest, desc.size, None,
-                                        image.descriptor.platform or None))
-        if root.index is not None and not (options.platforms and len(manifests) == 1):
-            raw, mt = build_index(root, manifests, fingerprint)
-            top = sink.put_manifest(raw, mt)
-        else:
-            top = Descriptor(manifests[0].media_type, manifests[0].digest, manifests[0].size)
-        checked = _run_checks(checks, src, sink, top, registry) if checks else None
-        sink.commit(top)
-    except BaseException:
-        sink.abort()
-        raise
-    others: dict[str, Profile] = {}
-    images = [image_report(image, plan, res, idx, others, options, manifest=m)
-              for image, plan, res, idx, m in zip(root.images, plans, results, indexes, manifests)]
-    report = Report("push", src.name, sink.name, root.descriptor.digest, top.digest, images,
-                    [p.name for p in profiles], _warnings(profiles, root, plans), verified)
+        builder = LayerBuilder(sink, layer_cache, fingerprint)
+        try:
+            pushed = push_images(root, options, matcher, sink, fingerprint,
+                                 _jobs(options, None), progress, builder)
+            checked = _run_checks(checks, src, sink, pushed.top, registry) if checks else None
+            sink.commit(pushed.top)
+        except BaseException:
+            sink.abort()
+            raise
+        builder.record(pushed.configs)
+        if layer_cache is not None and layer_cache.problem:
+            notes.append(layer_cache.problem)
+    finally:
+        if cache is True and layer_cache is not None:
+            layer_cache.close()
+    top = pushed.top
+    report = Report("push", src.name, sink.name, root.descriptor.digest, top.digest,
+                    _reports(pushed, root, options), [p.name for p in profiles],
+                    _warnings(profiles, root, pushed.variants[0]) + notes, verified)
     if checked is not None:
         report.smoke, report.coldstart = checked.smoke, checked.coldstart
     if trust is not None:
@@ -182,6 +180,41 @@ def coldstart(images: Sequence[str | Source], options: ColdstartOptions | None =
     with Session(options or ColdstartOptions(), registry) as session:
         prepared = [session.prepare(image) for image in images]
         return session.measure(prepared)
+
+
+def _reports(pushed: Pushed, root: Root, options: SlimOptions) -> list[ImageReport]:
+    """One image report per written manifest (the zstd twins name their variant)."""
+    out = []
+    count = len(root.images)
+    for v, (plans, results) in enumerate(zip(pushed.variants, pushed.results)):
+        for n, (image, plan, res, idx) in enumerate(zip(root.images, plans, results,
+                                                        pushed.indexes)):
+            out.append(image_report(image, plan, res, idx, {}, options,
+                                    manifest=pushed.manifests[v * count + n],
+                                    variant=options.variants[v] if v else None))
+    return out
+
+
+def _open_cache(cache: LayerCache | bool) -> LayerCache | None:
+    if cache is True:
+        return LayerCache()
+    return cache or None
+
+
+def _fit_destination(options: SlimOptions, sink: Sink, root: Root
+                     ) -> tuple[SlimOptions, list[str]]:
+    """The options a destination with format limits (a docker archive) can hold, and a note
+    when the compression had to change."""
+    if not isinstance(sink, FormatLimits):
+        return options, []
+    wanted = sink.output_compression(options.compression, len(root.images))
+    if wanted == options.compression:
+        return options, []
+    fitted = dataclasses.replace(options, compression=wanted, level=None)
+    shown = "uncompressed" if wanted == "none" else wanted
+    return fitted.check(), [f"{sink.name}: layers written {shown}, not "
+                            f"{options.compression}, so that docker load reads them "
+                            f"(--compression gzip gives a smaller archive)"]
 
 
 def _up_to_date(sink: Sink, source_digest: str, fingerprint: str) -> str | None:
@@ -230,5 +263,6 @@ def _warnings(profiles: Sequence[Profile], root: Root,
     return out
 
 
-__all__ = ["ColdstartOptions", "LayerProgress", "ProgressFn", "PushChecks", "SlimOptions",
-           "TrustOptions", "analyze", "coldstart", "open_sink", "open_source", "slim"]
+__all__ = ["ColdstartOptions", "LayerCache", "LayerProgress", "ProgressFn", "PushChecks",
+           "SlimOptions", "TrustOptions", "analyze", "coldstart", "open_sink", "open_source",
+           "slim"]

@@ -27,11 +27,18 @@ class MergeMode(StrEnum):
 MERGE_MODES = tuple(m.value for m in MergeMode)
 #: ``--compression keep``: each layer keeps its own compression.
 KEEP = "keep"
-COMPRESSION_CHOICES = (ZSTD.value, GZIP.value, NONE.value, KEEP)
+#: ``--compression gzip+zstd``: per platform a gzip and a zstd image in one index.
+GZIP_ZSTD = "gzip+zstd"
+COMPRESSION_CHOICES = (ZSTD.value, GZIP.value, NONE.value, KEEP, GZIP_ZSTD)
 DEFAULT_MERGE_THRESHOLD = 16 << 20
 #: Output compression levels: the default and the accepted range of each compressor.
 DEFAULT_LEVEL = {ZSTD: 2, GZIP: 2, NONE: 0}
-LEVEL_RANGE = {ZSTD: (1, 19), GZIP: (0, 3), NONE: (0, 0)}
+LEVEL_RANGE = {ZSTD: (1, 22), GZIP: (0, 3), NONE: (0, 0)}
+#: zstd levels from here on ("ultra") need far more memory per compressor (recompressing the
+#: node bench image peaked at 2.06 GiB at 22 against 0.65 GiB at 19, see README): such layers
+#: are compressed one at a time, with at most ULTRA_THREADS zstd workers.
+ULTRA_LEVEL = 20
+ULTRA_THREADS = 2
 
 #: Bump when the bytes slimmer writes for the same input and options change (a new default
 #: compression parameter, a different tar layout), so old results are not taken as current.
@@ -47,7 +54,7 @@ def check_layer_options(merge: str, compression: str, base: int, merge_threshold
     if merge not in MERGE_MODES:
         raise UsageError(f"--merge must be one of {', '.join(MERGE_MODES)}")
     if compression not in COMPRESSION_CHOICES:
-        raise UsageError("--compression must be zstd, gzip, none or keep")
+        raise UsageError("--compression must be zstd, gzip, none, keep or gzip+zstd")
     if base < 0 or merge_threshold < 0:
         raise UsageError("--base and --merge-threshold must not be negative")
 
@@ -76,9 +83,10 @@ class SlimOptions:
         """These options, or UsageError naming the first invalid one."""
         check_layer_options(self.merge, self.compression, self.base, self.merge_threshold)
         if self.level is not None and self.compression != KEEP:
-            lo, hi = LEVEL_RANGE[Compression(self.compression)]
+            leveled = ZSTD if self.compression == GZIP_ZSTD else Compression(self.compression)
+            lo, hi = LEVEL_RANGE[leveled]
             if not lo <= self.level <= hi:
-                raise UsageError(f"--level for {self.compression} must be {lo}..{hi}")
+                raise UsageError(f"--level for {leveled} must be {lo}..{hi}")
         if self.jobs is not None and self.jobs < 1:
             raise UsageError("--jobs must be at least 1")
         for pattern in self.no_protect:
@@ -90,6 +98,24 @@ class SlimOptions:
         if self.no_ptx and not self.cuda_arch:
             raise UsageError("--no-ptx needs --cuda-arch")
         return self
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The compressions written per platform: one, or gzip then zstd for gzip+zstd."""
+        if self.compression == GZIP_ZSTD:
+            return (GZIP.value, ZSTD.value)
+        return (self.compression,)
+
+    def level_for(self, compression: Compression) -> int:
+        """The level a layer written with ``compression`` gets: ``level`` where it applies
+        (with gzip+zstd, to the zstd layers only; with keep, to zstd layers), else the
+        compression's default."""
+        applies = self.compression in (compression.value, KEEP) or (
+            self.compression == GZIP_ZSTD and compression == ZSTD)
+        if self.level is None or not applies:
+            return DEFAULT_LEVEL[compression]
+        lo, hi = LEVEL_RANGE[compression]
+        return self.level if lo <= self.level <= hi else DEFAULT_LEVEL[compression]
 
 
 #: How each SlimOptions field enters ``options_digest``. Every field must be in exactly one

@@ -4,6 +4,7 @@ stay light at run time, and the options digest written into every manifest stays
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import subprocess
 import sys
@@ -126,3 +127,19 @@ def test_lint() -> None:
     proc = subprocess.run([_tool("ruff"), "check", "slimmer", "tests", "scripts/compare-output"],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_merge_conflict_markers() -> None:
+    """No tracked text file keeps the markers of an unresolved merge."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    marker = re.compile(rb"^(<{7} |>{7} |={7}$)", re.MULTILINE)
+    bad = []
+    for name in filter(None, files):
+        path = ROOT / name
+        if path.suffix in (".gz", ".tar", ".so", ".png", ".zst") or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if b"\0" not in data[:8192] and marker.search(data):
+            bad.append(name)
+    assert bad == []

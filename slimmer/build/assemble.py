@@ -44,9 +44,10 @@ _OCI_LAYER = {ZSTD: OCI_LAYER_ZSTD, GZIP: OCI_LAYER_GZIP, NONE: OCI_LAYER_TAR}
 _DOCKER_LAYER = {GZIP: DOCKER_LAYER_GZIP, NONE: DOCKER_LAYER_TAR}
 
 
-def uses_oci(image: Image, results: Sequence[LayerResult]) -> bool:
-    """Whether the output must use OCI media types (source is OCI, or a layer is zstd)."""
-    return image.manifest.media_type not in DOCKER_TYPES or any(
+def uses_oci(image: Image, results: Sequence[LayerResult], force: bool = False) -> bool:
+    """Whether the output must use OCI media types (source is OCI, or a layer is zstd, or
+    ``force``: both variants of a gzip+zstd index are OCI)."""
+    return force or image.manifest.media_type not in DOCKER_TYPES or any(
         r.compression == ZSTD for r in results)
 
 
@@ -121,10 +122,11 @@ def build_config(image: Image, plan: ImagePlan, results: Sequence[LayerResult]) 
 
 
 def build_manifest(image: Image, plan: ImagePlan, results: Sequence[LayerResult],
-                   config: Descriptor, base: int, options_digest: str | None = None
-                   ) -> tuple[bytes, str]:
-    """New manifest bytes and media type; records the source digest in an annotation."""
-    oci = uses_oci(image, results)
+                   config: Descriptor, base: int, options_digest: str | None = None,
+                   oci: bool = False) -> tuple[bytes, str]:
+    """New manifest bytes and media type; records the source digest in an annotation.
+    ``oci``: use OCI media types even for a Docker schema2 source written with gzip."""
+    oci = uses_oci(image, results, oci)
     layers = [layer_descriptor(image, out, res, oci).to_json()
               for out, res in zip(plan.layers, results)]
     annotations = dict(image.manifest.annotations or {})
@@ -144,23 +146,24 @@ def build_manifest(image: Image, plan: ImagePlan, results: Sequence[LayerResult]
     return dump_json(doc), media_type
 
 
-def config_media_type(image: Image, results: Sequence[LayerResult]) -> str:
-    return OCI_CONFIG if uses_oci(image, results) else DOCKER_CONFIG
+def config_media_type(image: Image, results: Sequence[LayerResult], oci: bool = False) -> str:
+    return OCI_CONFIG if uses_oci(image, results, oci) else DOCKER_CONFIG
 
 
 def build_index(root: Root, manifests: Sequence[Descriptor],
                 options_digest: str | None = None) -> tuple[bytes, str]:
-    """New index over the slimmed platform manifests (skipped entries are dropped)."""
-    assert root.index is not None
-    oci = root.index.media_type not in DOCKER_TYPES or any(
+    """New index over the slimmed platform manifests (skipped entries are dropped); a new
+    OCI index when the source was a single image (a gzip+zstd result)."""
+    index = root.index
+    oci = index is None or index.media_type not in DOCKER_TYPES or any(
         m.media_type == OCI_MANIFEST for m in manifests)
     media_type = OCI_INDEX if oci else DOCKER_LIST
-    doc: dict[str, Any] = {k: v for k, v in root.index.doc.items()
+    doc: dict[str, Any] = {k: v for k, v in (index.doc if index else {}).items()
                            if k not in ("manifests", "mediaType", "annotations")}
     doc["schemaVersion"] = 2
     doc["mediaType"] = media_type
     doc["manifests"] = [m.to_json() for m in manifests]
-    annotations: Mapping[str, str] = dict(root.index.annotations or {})
+    annotations: Mapping[str, str] = dict((index.annotations if index else None) or {})
     doc["annotations"] = {**annotations, ANNOT_SOURCE_DIGEST: root.descriptor.digest}
     if options_digest:
         doc["annotations"][ANNOT_OPTIONS_DIGEST] = options_digest

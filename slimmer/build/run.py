@@ -10,8 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from slimmer.build.assemble import build_index
 from slimmer.build.layer import build_layer
+from slimmer.build.output import repeat, variant_plans, write_manifests
 from slimmer.build.progress import ProgressFn, counted, finishing, layer_ticker
+from slimmer.build.reuse import LayerBuilder
 from slimmer.build.speculate import Speculation
 from slimmer.codec.result import LayerResult
 from slimmer.fs.index import LayerIndex
@@ -19,6 +22,7 @@ from slimmer.fs.scan import scan_layer
 from slimmer.oci.digest import short
 from slimmer.oci.image import Image, Root, Sink
 from slimmer.oci.media import FOREIGN_LAYER_TYPES, Compression, layer_compression
+from slimmer.oci.model import Descriptor
 from slimmer.options import KEEP, SlimOptions
 from slimmer.plan.grouping import group_layers, kept_layers
 from slimmer.plan.image import plan_image
@@ -60,14 +64,16 @@ def _threads() -> int:
     return os.cpu_count() or 1
 
 
-def _speculable(root: Root, options: SlimOptions, needed: Sequence[bool]) -> set[str]:
+def _speculable(root: Root, options: SlimOptions, needed: Sequence[bool],
+                builder: LayerBuilder | None = None) -> set[str]:
     """Digests of layers worth building during their scan: every image that has the layer
-    keeps it a group of its own that is not passed through as it is, and the output
-    compression differs from the layer's (so even an unchanged layer is written anew)."""
+    keeps it a group of its own that is not passed through as it is, the output
+    compression (of the first variant) differs from the layer's (so even an unchanged layer
+    is written anew), and the layer cache does not expect to have its result already."""
     if options.compression == KEEP:
         return set()
     popts = PlanOptions.of(options)
-    target = Compression(options.compression)
+    target = Compression(options.variants[0])
     ok: dict[str, bool] = {}
     for image, need in zip(root.images, needed):
         if not need:
@@ -80,7 +86,15 @@ def _speculable(root: Root, options: SlimOptions, needed: Sequence[bool]) -> set
             fits = (i in alone and types[i] not in FOREIGN_LAYER_TYPES
                     and layer_compression(types[i]) != target)
             ok[digest] = ok.get(digest, True) and fits
-    return {d for d, fits in ok.items() if fits}
+    return {d for d, fits in ok.items() if fits and not (
+        builder is not None and builder.expects(_layer_of(root, d), target,
+                                                options.level_for(target)))}
+
+
+def _layer_of(root: Root, digest: str) -> Any:
+    """The first layer of ``root`` with this digest."""
+    return next(ly for image in root.images for ly in image.layers
+                if ly.descriptor.digest == digest)
 
 
 def scan_images(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher | None,
@@ -118,7 +132,8 @@ def scan_images(images: Sequence[Image], needed: Sequence[bool], matcher: Matche
 
 def plan_images(root: Root, options: SlimOptions, matcher: Matcher | None, run: Run,
                 force_scan: bool, sniff_matcher: Matcher | None = None,
-                sink: Sink | None = None, explain: Sequence[str] = ()
+                sink: Sink | None = None, explain: Sequence[str] = (),
+                builder: LayerBuilder | None = None
                 ) -> tuple[list[ImagePlan], list[dict[int, LayerIndex] | None]]:
     """Scan what needs it and plan every image. With a ``sink`` (a push), layers that allow
     it are built during their scan, to be taken by ``build_images``. The closure's facts are
@@ -131,11 +146,12 @@ def plan_images(root: Root, options: SlimOptions, matcher: Matcher | None, run: 
         types = [ly.descriptor.media_type for ly in image.layers]
         merged = any(len(g) > 1 for g in group_layers(sizes, types, popts))
         needed.append(force_scan or matcher is not None or merged or bool(options.cuda_arch))
-    if sink is not None:
-        by_digest = {ly.descriptor.digest: ly for image in root.images for ly in image.layers}
-        for digest in _speculable(root, options, needed):
+    if sink is not None and options.compression != KEEP:
+        layers = {ly.descriptor.digest: ly for image in root.images for ly in image.layers}
+        target = Compression(options.variants[0])
+        for digest in _speculable(root, options, needed, builder):
             run.speculations[digest] = Speculation(
-                by_digest[digest], sink, Compression(options.compression), options.level,
+                layers[digest], sink, target, options.level_for(target),
                 _threads(), matcher, cuda=bool(options.cuda_arch))
     indexes = scan_images(root.images, needed, sniff_matcher or matcher, run, matcher,
                           closure_facts=force_scan or matcher is not None,
@@ -148,9 +164,12 @@ def plan_images(root: Root, options: SlimOptions, matcher: Matcher | None, run: 
 
 
 def build_images(root: Root, plans: Sequence[ImagePlan], indexes: Sequence[Indexes | None],
-                 sink: Sink, options: SlimOptions, run: Run) -> list[list[LayerResult]]:
+                 sink: Sink, options: SlimOptions, run: Run,
+                 builder: LayerBuilder | None = None) -> list[list[LayerResult]]:
     """Build every output layer of every image; identical unchanged layers are built once,
-    and layers built during their scan are taken where the plan agrees."""
+    layers built during their scan are taken where the plan agrees, and ``builder`` (the
+    layer cache in front of ``build_layer``) reuses blobs the destination already has."""
+    build = builder or build_layer
     total = sum(o.input_tar_size or o.input_size for p in plans for o in p.layers)
     done = [0]
 
@@ -176,6 +195,8 @@ def build_images(root: Root, plans: Sequence[ImagePlan], indexes: Sequence[Index
             result = _taken(out, image, idx, run)
             if result is not None:
                 taken[key] = result
+                if builder is not None:
+                    builder.built(out, image.layers, options.level_for(out.compression), result)
                 tick = run.ticker("build", name, out.input_tar_size or out.input_size)
                 progress(out.input_tar_size or out.input_size)
                 if tick is not None:
@@ -192,8 +213,9 @@ def build_images(root: Root, plans: Sequence[ImagePlan], indexes: Sequence[Index
             tasks.items(), key=lambda kv: -(kv[1][0].input_tar_size or kv[1][0].input_size)):
         tick = run.ticker("build", name, out.input_tar_size or out.input_size)
         futures[key] = run.pool.submit(
-            finishing(build_layer, tick), out, image.layers, sink, scanned=scanned,
-            level=options.level, threads=_threads(), progress=_both(progress, tick))
+            finishing(build, tick), out, image.layers, sink, scanned=scanned,
+            level=options.level_for(out.compression), threads=_threads(),
+            progress=_both(progress, tick))
     try:
         return [[taken[k] if k in taken else futures[k].result() for k in row] for row in keys]
     except BaseException:
@@ -223,3 +245,44 @@ def _taken(out: OutputLayer, image: Image, indexes: Indexes | None, run: Run
         return None
     recs = [indexes[i].entries for i in range(len(image.layers))]
     return speculation.take(out, recs)
+
+
+@dataclass
+class Pushed:
+    """What a push wrote: per compression variant the plans and built layers, the manifests
+    in index order, the top descriptor the tag is to point at, and the config digests."""
+
+    variants: list[list[ImagePlan]]
+    indexes: list[dict[int, LayerIndex] | None]
+    results: list[list[list[LayerResult]]]
+    manifests: list[Descriptor]
+    top: Descriptor
+    configs: list[str]
+
+
+def push_images(root: Root, options: SlimOptions, matcher: Matcher | None, sink: Sink,
+                fingerprint: str, workers: int, progress: ProgressFn | None,
+                builder: LayerBuilder) -> Pushed:
+    """Scan, plan and build every variant's layers (building in the scan's pass where the
+    plan allows), then write configs, manifests and the index; nothing is tagged: the
+    caller commits (or aborts) the sink."""
+    with ThreadPoolExecutor(workers) as pool:
+        run = Run(pool, workers, progress)
+        try:
+            plans, indexes = plan_images(root, options, matcher, run, force_scan=False,
+                                         sink=sink, builder=builder)
+            variants = variant_plans(root, plans, indexes, options)
+            built = build_images(repeat(root, len(variants)), [p for v in variants for p in v],
+                                 indexes * len(variants), sink, options, run, builder)
+        finally:
+            run.discard()
+    count = len(plans)
+    results = [built[i * count:(i + 1) * count] for i in range(len(variants))]
+    manifests, configs = write_manifests(root, variants, results, sink, options, fingerprint,
+                                         builder)
+    if len(manifests) > 1 or root.index is not None and not options.platforms:
+        raw, mt = build_index(root, manifests, fingerprint)
+        top = sink.put_manifest(raw, mt)
+    else:
+        top = Descriptor(manifests[0].media_type, manifests[0].digest, manifests[0].size)
+    return Pushed(variants, indexes, results, manifests, top, configs)

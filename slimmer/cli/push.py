@@ -51,9 +51,12 @@ def slim_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Pass base layers through byte-identical even if a profile would "
                           "strip from them."),
         click.option("--compression", type=click.Choice(list(COMPRESSION_CHOICES)),
-                     default="zstd", show_default=True, help="Output layer compression."),
+                     default="zstd", show_default=True,
+                     help="Output layer compression; gzip+zstd writes both per platform in "
+                          "one index (gzip first, for clients without zstd)."),
         click.option("--level", type=int, default=None,
-                     help="Compression level (zstd 1-19, default 2; gzip 0-3, default 2)."),
+                     help="Compression level (zstd 1-22, default 2; 20-22 need GiBs of memory "
+                          "and run one layer at a time; gzip 0-3, default 2)."),
         click.option("--cuda-arch", "cuda_arch", multiple=True, metavar="GPU[,GPU...]",
                      help="Keep GPU code in CUDA fat binaries only for these GPUs (sm_90, "
                           "sm_80,sm_90, h100, a100, l4, ...; see README); the rest is "
@@ -87,8 +90,14 @@ def options_from_flags(kw: dict[str, Any]) -> SlimOptions:
 @registry_options
 @push_trust_options
 @push_check_options
+@click.option("--no-cache", is_flag=True,
+              help="Build every layer; neither read nor write the layer cache "
+                   "($XDG_CACHE_HOME/slimmer/layers.db).")
 def push(source: str, destination: str, **kw: Any) -> None:
-    """Slim SOURCE and write the result to DESTINATION."""
+    """Slim SOURCE and write the result to DESTINATION.
+
+    SOURCE and DESTINATION: HOST/REPO[:TAG] (a registry), oci:DIR[:TAG],
+    docker-archive:FILE[:NAME:TAG] or oci-archive:FILE[:TAG]."""
     from slimmer import api
 
     def make(progress: Any) -> Any:
@@ -96,7 +105,7 @@ def push(source: str, destination: str, **kw: Any) -> None:
         with sigterm_as_interrupt() if checks is not None else contextlib.nullcontext():
             return api.slim(source, destination, options_from_flags(kw), progress=progress,
                             registry=registry_from_flags(kw), trust=trust_from_flags(kw),
-                            checks=checks)
+                            checks=checks, cache=not kw["no_cache"])
     run_with_report(make, kw["json_out"], kw["html_out"])
 
 

@@ -31,6 +31,17 @@ _ISAL_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]  # Is
 ZSTD_WINDOW_LOG = 25
 
 
+def codec_version(compression: Compression) -> str:
+    """The library that writes ``compression``, with its version: a new version may write
+    other bytes for the same input, so the layer cache keys on it."""
+    import isal
+    if compression == ZSTD:
+        return f"zstd {zstd.zstd_version} window {ZSTD_WINDOW_LOG} ldm"
+    if compression == GZIP:
+        return f"isa-l {isal.ISAL_VERSION}"
+    return "tar"
+
+
 def detect_compression(head: bytes) -> Compression:
     """Compression of a blob from its first bytes."""
     if head.startswith(_GZIP_MAGIC):

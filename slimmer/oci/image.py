@@ -6,6 +6,7 @@ A layer holds an *opener*, not an open file: each call returns a fresh, digest-v
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import BinaryIO, Callable, Protocol, Sequence, runtime_checkable
 
 from slimmer.oci.model import Descriptor, ImageConfig, Index, Manifest, Platform
@@ -174,3 +175,38 @@ class Stages(Protocol):
     to ``descriptor``, so a result can be run (``slim push --smoke``) before it is tagged."""
 
     def staged(self, descriptor: Descriptor) -> StagedSource: ...
+class BlobReuse(StrEnum):
+    """What a sink found when asked to make a known blob present without its bytes."""
+
+    PRESENT = "present"       # the destination has it, with the expected size
+    MOUNTED = "mounted"       # mounted from another repository of the same registry
+    MISSING = "missing"       # neither: the bytes must be written
+    MISMATCH = "mismatch"     # the destination has it with another size: whoever said it
+                              # was this blob was wrong
+
+
+@runtime_checkable
+class ReusesBlobs(Protocol):
+    """A sink that can place a blob whose digest and size are known (a layer cache hit)
+    without its bytes, and say where its blobs live so later runs can mount them."""
+
+    def reuse_blob(self, digest: str, size: int, origins: tuple[BlobOrigin, ...] = ()
+                   ) -> BlobReuse:
+        """HEAD the destination; when missing, try a mount from each of ``origins`` on the
+        destination's registry, in order."""
+        ...
+
+    def blob_origin(self) -> BlobOrigin | None:
+        """Where blobs written to this sink can be mounted from later (None: no registry)."""
+        ...
+
+
+@runtime_checkable
+class FormatLimits(Protocol):
+    """A sink whose format limits what it holds (a docker archive: one image, layers that
+    ``docker load`` reads)."""
+
+    def output_compression(self, requested: str, images: int) -> str:
+        """The ``--compression`` to use instead of ``requested`` for ``images`` platform
+        images; UsageError when the destination cannot hold them."""
+        ...

@@ -6,7 +6,7 @@ few things only it can do, and the rest is derived here once."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Protocol, Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 from slimmer.errors import InputError
 from slimmer.oci.digest import short
@@ -28,6 +28,14 @@ class DocumentStore(Protocol):
     def opener(self, descriptor: Descriptor) -> Opener:
         """A re-openable, digest-verifying stream of a layer blob."""
         ...
+
+
+@runtime_checkable
+class PartialStore(Protocol):
+    """A store that may lack some documents an index names (an archive that ``docker save``
+    wrote from one platform of a multi-platform image): entries it lacks are skipped."""
+
+    def has_document(self, descriptor: Descriptor) -> bool: ...
 
 
 class ImageLoader:
@@ -118,7 +126,11 @@ class ImageLoader:
     def _walk(self, index: Index, nested: bool, out: list[_Entry]) -> None:
         """Classify index entries in order; follows one level of nested indexes. Entries
         that are not images (attestations, unknown platforms) are never candidates."""
+        partial = isinstance(self.store, PartialStore)
         for descriptor in index.manifests:
+            if partial and not self.store.has_document(descriptor):  # type: ignore[attr-defined]
+                out.append(_Entry(descriptor, descriptor.platform))
+                continue
             descriptor = self.with_media_type(descriptor)
             entry = _Entry(descriptor, descriptor.platform)
             if descriptor.media_type in INDEX_TYPES and not nested:

@@ -49,6 +49,9 @@ ANNOT_BASE_NAME = "org.opencontainers.image.base.name"
 ANNOT_SOURCE_DIGEST = "io.slimmer.source.digest"
 ANNOT_SOURCE_NAME = "io.slimmer.source.name"
 ANNOT_OPTIONS_DIGEST = "io.slimmer.options.digest"
+#: Marks an index entry whose layers are zstd, as containers/image (podman
+#: ``--add-compression``) writes it; its clients prefer such an entry, others ignore it.
+ANNOT_COMPRESSION_ZSTD = "io.github.containers.compression.zstd"
 
 #: Layer types that are never rewritten (Docker foreign / OCI non-distributable layers).
 FOREIGN_LAYER_TYPES = frozenset({DOCKER_LAYER_FOREIGN, OCI_LAYER_NONDIST_TAR,

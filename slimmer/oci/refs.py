@@ -1,10 +1,12 @@
-"""Image references: ``oci:DIR[:TAG|@DIGEST]`` layouts and ``[docker://]HOST[:PORT]/REPO[:TAG|@DIGEST]``
+"""Image references: ``oci:DIR[:TAG|@DIGEST]`` layouts, ``docker-archive:PATH[:REF]`` and
+``oci-archive:PATH[:TAG|@DIGEST]`` tar archives, and ``[docker://]HOST[:PORT]/REPO[:TAG|@DIGEST]``
 registry references, normalised the way docker and skopeo do (``docker.io``, ``library/``)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from slimmer.errors import InputError, UsageError
 from slimmer.oci.digest import check_digest
@@ -16,8 +18,7 @@ _HOST_RE = re.compile(
     r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$")
 #: Transports of containers/image that slimmer does not read or write.
-_OTHER_TRANSPORTS = ("dir:", "docker-archive:", "oci-archive:", "docker-daemon:",
-                     "containers-storage:", "ostree:", "sif:", "tarball:")
+_OTHER_TRANSPORTS = ("dir:", "containers-storage:", "ostree:", "sif:", "tarball:")
 DOCKER_HUB = "docker.io"
 #: Other names of Docker Hub's registry.
 HUB_ALIASES = frozenset({"index.docker.io", "registry-1.docker.io"})
@@ -77,6 +78,56 @@ class LayoutRef:
         return f"oci:{self.path}"
 
 
+    def pinned(self, digest: str) -> str:
+        """``oci:DIR@DIGEST``: this layout pinned to a digest."""
+        return str(LayoutRef(self.path, None, digest))
+
+
+class ArchiveKind(StrEnum):
+    """The two tar archive formats: ``docker save`` / ``docker load``'s, and a tar of an OCI
+    image layout (buildah, podman, kaniko, ``skopeo copy oci-archive:``)."""
+
+    DOCKER = "docker-archive"
+    OCI = "oci-archive"
+
+
+@dataclass(frozen=True)
+class ArchiveRef:
+    """A tar archive plus what selects an image in it.
+
+    ``docker-archive:PATH[:REF]``: ``name`` is a normalised ``HOST/REPO:TAG`` (as a source it
+    picks the image with that ``RepoTags`` entry, as a destination it is the tag written), or
+    ``index`` picks the N-th image (``:@N``, as skopeo). ``oci-archive:PATH[:TAG|@DIGEST]``
+    selects like an ``oci:`` layout.
+    """
+
+    kind: ArchiveKind
+    path: str
+    tag: str | None = None
+    digest: str | None = None
+    name: str | None = None
+    index: int | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.kind}:{self.path}"
+        if self.kind == ArchiveKind.DOCKER:
+            if self.name:
+                text += f":{self.name}"
+            elif self.index is not None:
+                text += f":@{self.index}"
+        elif self.digest:
+            text += f"@{self.digest}"
+        elif self.tag:
+            text += f":{self.tag}"
+        return text
+
+    def pinned(self, digest: str) -> str:
+        """``oci-archive:PATH@DIGEST``; a docker archive cannot name a digest: itself."""
+        if self.kind == ArchiveKind.OCI:
+            return str(ArchiveRef(self.kind, self.path, None, digest))
+        return str(self)
+
+
 @dataclass(frozen=True)
 class RegistryRef:
     """A repository in a registry plus a tag and/or digest; ``registry`` is ``HOST[:PORT]``."""
@@ -110,19 +161,66 @@ class RegistryRef:
         return text
 
 
-def parse_reference(text: str) -> LayoutRef | RegistryRef:
+def parse_reference(text: str) -> LayoutRef | ArchiveRef | RegistryRef:
     """Parse a user-given reference; raise UsageError on anything unsupported or malformed."""
     if text.startswith("oci:"):
         return _parse_layout(text)
+    if text.startswith(("docker-archive:", "oci-archive:")):
+        return _parse_archive(text)
+    if text.startswith("docker-daemon:"):
+        raise UsageError(f"unsupported reference {text!r}: slimmer does not talk to a Docker "
+                         f"daemon; run 'docker save IMAGE -o FILE.tar' and use "
+                         f"docker-archive:FILE.tar, or push the image to a registry")
     if text.startswith(_OTHER_TRANSPORTS):
         transport = text.split(":", 1)[0]
         raise UsageError(f"unsupported reference {text!r}: transport {transport!r} is not "
-                         f"supported (use oci:DIR[:TAG|@DIGEST] or [docker://]HOST/REPO[:TAG])")
+                         f"supported (use oci:DIR[:TAG|@DIGEST], docker-archive:FILE[:REF], "
+                         f"oci-archive:FILE[:TAG] or [docker://]HOST/REPO[:TAG])")
     return parse_registry_reference(text)
 
 
-def _parse_layout(text: str) -> LayoutRef:
+def _parse_archive(text: str) -> ArchiveRef:
+    """``docker-archive:PATH[:REF]`` (split at the first colon, as skopeo does: the path cannot
+    hold one) or ``oci-archive:PATH[:TAG|@DIGEST]`` (the rules of ``oci:``)."""
+    transport, _, rest = text.partition(":")
+    kind = ArchiveKind(transport)
+    if kind == ArchiveKind.OCI:
+        layout = _parse_layout("oci:" + rest, text)
+        return ArchiveRef(kind, layout.path, layout.tag, layout.digest)
+    path, sep, ref = rest.partition(":")
+    if not path:
+        raise UsageError(f"bad reference {text!r}: empty archive path")
+    if not sep:
+        return ArchiveRef(kind, path)
+    if ref.startswith("@"):
+        if not ref[1:].isdigit():
+            raise UsageError(f"bad reference {text!r}: '@' must be followed by an image number")
+        return ArchiveRef(kind, path, index=int(ref[1:]))
+    try:
+        named = parse_registry_reference(ref)
+    except UsageError as exc:
+        raise UsageError(f"bad reference {text!r}: {ref!r} is not NAME[:TAG] ({exc})") from exc
+    if named.digest:
+        raise UsageError(f"bad reference {text!r}: a docker-archive reference cannot name a "
+                         f"digest (use NAME:TAG or @N)")
+    return ArchiveRef(kind, path, name=str(named))
+
+
+def familiar_name(name: str) -> str:
+    """``docker.io/library/busybox:1`` as docker shows it (``busybox:1``), ``docker.io/a/b``
+    as ``a/b``; other registries' names as they are."""
+    hub = DOCKER_HUB + "/"
+    if not name.startswith(hub):
+        return name
+    rest = name[len(hub):]
+    if rest.startswith("library/") and "/" not in rest[len("library/"):]:
+        return rest[len("library/"):]
+    return rest
+
+
+def _parse_layout(text: str, original: str | None = None) -> LayoutRef:
     rest = text[4:]
+    text = original or text
     digest = tag = None
     if "@" in rest:
         rest, _, digest = rest.rpartition("@")

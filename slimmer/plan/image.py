@@ -9,6 +9,7 @@ directories, whiteouts) come first. The build executes it; nothing here does I/O
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping, Sequence
 
 from slimmer.fs.closure import Closure, compute_closure
@@ -22,6 +23,7 @@ from slimmer.plan.emit import GroupPlanner, LowerPaths
 from slimmer.plan.grouping import group_layers, kept_layers
 from slimmer.plan.model import (
     PASSTHROUGH,
+    REBUILD,
     RECOMPRESS,
     ImagePlan,
     LayerReason,
@@ -100,6 +102,23 @@ def unchanged_layer(i: int, sizes: Sequence[int], media_types: Sequence[str],
     tar = index.tar_size if index is not None else None
     return OutputLayer((i,), mode, source if mode == PASSTHROUGH else target, sizes[i], tar,
                        reason=LayerReason.FOREIGN if foreign else LayerReason.NONE)
+
+
+def variant_plan(plan: ImagePlan, sizes: Sequence[int], media_types: Sequence[str],
+                 indexes: Mapping[int, LayerIndex] | None, options: PlanOptions) -> ImagePlan:
+    """``plan`` written with ``options.compression`` instead (the zstd variant of gzip+zstd):
+    rebuilt layers keep their recipe, unchanged layers are passed through or recompressed as
+    the new compression needs. Strip and merge decisions are those of ``plan``."""
+    layers = []
+    for out in plan.layers:
+        if out.mode == REBUILD:
+            layers.append(dataclasses.replace(
+                out, compression=options.output_compression(out.compression)))
+        else:
+            i = out.inputs[0]
+            layers.append(unchanged_layer(i, sizes, media_types,
+                                          indexes[i] if indexes is not None else None, options))
+    return dataclasses.replace(plan, layers=layers)
 
 
 def removable_bytes(media_types: Sequence[str], indexes: Mapping[int, LayerIndex],

@@ -5,6 +5,7 @@ Plain data that can be printed, diffed and tested; the build executes it (``slim
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -75,11 +76,12 @@ class PlanOptions:
         check_layer_options(self.merge, self.compression, self.base, self.merge_threshold)
 
     @classmethod
-    def of(cls, options: SlimOptions) -> "PlanOptions":
-        """The plan's part of the user's options."""
+    def of(cls, options: SlimOptions, compression: str | None = None) -> "PlanOptions":
+        """The plan's part of the user's options; ``compression``: the variant planned (by
+        default the first: gzip for gzip+zstd)."""
         return cls(options.merge, options.merge_threshold, options.base, options.keep_base,
-                   options.compression, options.level, options.keep, options.no_protect,
-                   options.cuda_arch, options.no_ptx)
+                   compression or options.variants[0], options.level, options.keep,
+                   options.no_protect, options.cuda_arch, options.no_ptx)
 
     @property
     def keeps_compression(self) -> bool:
@@ -269,6 +271,57 @@ class OutputLayer:
     def whiteouts(self) -> list[str]:
         """The whiteouts this layer adds, as text (``opaque DIR`` for markers)."""
         return [str(w) for w in (*self.preamble, *self.trailer) if isinstance(w, Whiteout)]
+
+    @property
+    def sources(self) -> tuple[int, ...]:
+        """Every input layer whose bytes this layer reads: its inputs, and the layers
+        hardlink data is fetched from (sorted)."""
+        fetched = {op.src[0] for ops in self.ops.values() for op in ops.values()
+                   if op.src is not None}
+        return tuple(sorted(set(self.inputs) | fetched))
+
+    def recipe_digest(self) -> str:
+        """A stable digest of how this layer's tar is made from its input tars: the mode,
+        the input positions, the preamble and every op (actions, hoisted headers, new paths
+        and link targets, fetch sources). Equal digests over equal input tars (see
+        ``sources``) give equal tar bytes; the layer cache keys on it."""
+        h = hashlib.sha256()
+
+        def put(*fields: object) -> None:
+            for value in fields:
+                raw = value if isinstance(value, bytes) else \
+                    str(value).encode("utf-8", "surrogateescape")
+                h.update(len(raw).to_bytes(8, "big"))
+                h.update(raw)
+
+        put("slimmer.recipe/1", self.mode, ",".join(map(str, self.inputs)), len(self.preamble),
+            int(self.streaming), len(self.trailer))
+        for item in (*self.preamble, *self.trailer):
+            if isinstance(item, Whiteout):
+                put("whiteout", item.path, int(item.opaque))
+            else:
+                put("header", item)
+        for j in self.inputs:
+            ops = self.ops.get(j, {})
+            put("layer", j, len(ops))
+            plain: list[bytes] = []          # most entries: copied as they are, one token each
+            for ordinal in sorted(ops):
+                op = ops[ordinal]
+                if not op.prefix and op.path is None and op.linkname is None and \
+                        op.src is None and op.rewrite is None:
+                    plain.append(b"%d%s;" % (ordinal, op.action.value.encode()))
+                    continue
+                if plain:
+                    put(b"".join(plain))
+                    plain = []
+                src = "" if op.src is None else f"{op.src[0]}:{op.src[1]}"
+                put(ordinal, op.action, len(op.prefix), *op.prefix,
+                    "" if op.path is None else "p" + op.path,
+                    "" if op.linkname is None else "l" + op.linkname, src,
+                    "" if op.rewrite is None else repr(op.rewrite))
+            if plain:
+                put(b"".join(plain))
+        return "sha256:" + h.hexdigest()
 
 
 @dataclass

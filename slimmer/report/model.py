@@ -31,6 +31,10 @@ class LayerReport:
     removed_files: int
     removed_bytes: int
     whiteouts: list[str]
+    #: Compression level the layer is (or would be) written with; None when passed through.
+    level: int | None = None
+    #: Taken from the layer cache: its blob was already at the destination or mounted there.
+    cached: bool = False
 
 
 @dataclass
@@ -64,6 +68,9 @@ class ImageReport:
     #: With --cuda-arch: one object per file with CUDA fat binaries, and the totals.
     cuda: list[dict[str, Any]] = field(default_factory=list)
     cuda_summary: dict[str, Any] | None = None
+    #: For the added variant of ``--compression gzip+zstd`` ("zstd"): the same platform as
+    #: the image before it, with other layer blobs. None for the first (gzip) variant.
+    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,15 +110,18 @@ class Report:
 
     @property
     def size_before(self) -> int:
-        return sum(i.size_before for i in self.images)
+        return sum(i.size_before for i in self.images if i.variant is None)
 
     @property
     def size_after(self) -> int | None:
-        sizes = [i.size_after for i in self.images]
+        """Compressed size of the output (of its first variant, when there are two)."""
+        sizes = [i.size_after for i in self.images if i.variant is None]
         return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form; see README "Report JSON" for the schema."""
+    def to_dict(self, run_details: bool = True) -> dict[str, Any]:
+        """JSON-ready form; see README "Report JSON" for the schema. ``run_details=False``
+        leaves out what describes this run rather than the image (which layers came from the
+        layer cache), as the report attached to the image is written."""
         doc = asdict(self)
         for name in ("attachments", "smoke", "coldstart"):
             del doc[name]
@@ -119,6 +129,10 @@ class Report:
             doc["smoke"] = dict(self.smoke)
         if self.coldstart is not None:
             doc["coldstart"] = self.coldstart.to_dict()
+        if not run_details:
+            for image in doc["images"]:
+                for layer in image["layers"]:
+                    layer.pop("cached", None)
         return {"schema": SCHEMA, **doc, "size_before": self.size_before,
                 "size_after": self.size_after}
 

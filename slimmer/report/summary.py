@@ -13,7 +13,7 @@ from slimmer.oci.layer import DIR
 from slimmer.oci.model import Descriptor
 from slimmer.options import SlimOptions
 from slimmer.plan.image import removable_bytes
-from slimmer.plan.model import CudaLibrary, CudaStatus, ImagePlan, PlanOptions
+from slimmer.plan.model import PASSTHROUGH, CudaLibrary, CudaStatus, ImagePlan, PlanOptions
 from slimmer.profiles import Matcher, Profile
 from slimmer.report.model import LARGEST, ImageReport, LayerReport
 from slimmer.report.tree import Fate, build_tree, profile_of, removed_fate
@@ -22,8 +22,9 @@ from slimmer.report.tree import Fate, build_tree, profile_of, removed_fate
 def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] | None,
                  indexes: Mapping[int, LayerIndex] | None,
                  other_profiles: Mapping[str, Profile], options: SlimOptions,
-                 manifest: Descriptor | None = None) -> ImageReport:
-    """Summarise one planned (and possibly built) image."""
+                 manifest: Descriptor | None = None, variant: str | None = None) -> ImageReport:
+    """Summarise one planned (and possibly built) image; ``variant`` names the added
+    compression variant of a gzip+zstd result."""
     layers = []
     for n, out in enumerate(plan.layers):
         res = results[n] if results is not None else None
@@ -36,7 +37,9 @@ def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] |
                 estimate_tar_size(out, indexes) if indexes is not None else out.input_tar_size),
             digest=res.digest if res else None, diff_id=res.diff_id if res else None,
             removed_files=len(out.removed), removed_bytes=out.removed_bytes,
-            whiteouts=list(out.whiteouts)))
+            whiteouts=list(out.whiteouts),
+            level=None if out.mode == PASSTHROUGH else options.level_for(out.compression),
+            cached=bool(res and res.from_cache)))
     by_rule: dict[str, dict[str, int]] = {}
     by_profile: dict[str, dict[str, int]] = {}
     removed = plan.removed
@@ -79,7 +82,8 @@ def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] |
                 for f in plan.forced],
         why=dict(plan.why),
         cuda=[_cuda_line(c) for c in plan.cuda],
-        cuda_summary=cuda_summary(plan.cuda, options) if options.cuda_arch else None)
+        cuda_summary=cuda_summary(plan.cuda, options) if options.cuda_arch else None,
+        variant=variant)
 
 
 def _fates(plan: ImagePlan, indexes: Mapping[int, LayerIndex]) -> Iterator[tuple[str, int, str]]:

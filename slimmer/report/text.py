@@ -24,6 +24,8 @@ def render_text(report: Report) -> str:
         title = f"image {img.platform or ''} {short(img.source_digest)}".replace("  ", " ")
         if img.digest:
             title += f" -> {short(img.digest)}"
+        if img.variant:
+            title += f" ({img.variant} variant of the image above)"
         lines.append(title)
         lines.append(f"  {'layer':>5}  {'from':<14} {'mode':<11} {'before':>10} "
                      f"{'after':>10} {'tar before':>11} {'tar after':>11} {'removed':>9}")
@@ -32,11 +34,14 @@ def render_text(report: Report) -> str:
             lines.append(
                 f"  {n:>5}  {src:<14} {ly.mode:<11} {human(ly.size_before):>10} "
                 f"{human(ly.size_after):>10} {human(ly.tar_before):>11} "
-                f"{human(ly.tar_after):>11} {human(ly.removed_bytes):>9}")
+                f"{human(ly.tar_after):>11} {human(ly.removed_bytes):>9}"
+                + ("  from cache" if ly.cached else ""))
         if img.size_after is not None:
             lines.append(f"  total: {human(img.size_before)} -> {human(img.size_after)} "
                          f"compressed; removed {img.removed_files} files, "
                          f"{human(img.removed_bytes)} uncompressed")
+            if img.variant:
+                continue    # what it removed is what the image above removed
         else:
             tar_after = sum(ly.tar_after or 0 for ly in img.layers)
             lines.append(f"  total: {human(img.size_before)} compressed now; tar "

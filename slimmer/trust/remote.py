@@ -33,7 +33,7 @@ from slimmer.oci.digest import sha256_digest, short
 from slimmer.oci.image import Pinnable, Sink, Source
 from slimmer.oci.media import MANIFEST_TYPES, OCI_INDEX
 from slimmer.oci.model import Descriptor, dump_json, load_json
-from slimmer.oci.refs import LayoutRef, RegistryRef, parse_reference
+from slimmer.oci.refs import RegistryRef, parse_reference
 from slimmer.options import SlimOptions
 from slimmer.report.model import Attachment, Report
 from slimmer.transports.registry.options import RegistryOptions
@@ -225,8 +225,7 @@ def source_reference(source: Source | str, digest: str) -> str:
     """``HOST/REPO@DIGEST`` (or ``oci:DIR@DIGEST``): the source as the signature records it."""
     if isinstance(source, str):
         ref = parse_reference(source)
-        return f"{ref.name}@{digest}" if isinstance(ref, RegistryRef) else \
-            str(LayoutRef(ref.path, None, digest))
+        return f"{ref.name}@{digest}" if isinstance(ref, RegistryRef) else ref.pinned(digest)
     if isinstance(source, Pinnable):
         return source.pinned(digest)
     return f"{source.name}@{digest}"
@@ -270,8 +269,10 @@ def signed_options(report: Report, source: str, report_digest: str | None,
 
 
 def report_bytes(report: Report) -> bytes:
-    """The report as attached: ``report.to_dict()`` as compact JSON with sorted keys."""
-    return dump_json(report.to_dict())
+    """The report as attached: ``report.to_dict()`` without run details (the same image
+    gives the same report whether its layers were built or taken from the layer cache), as
+    compact JSON with sorted keys."""
+    return dump_json(report.to_dict(run_details=False))
 
 
 def publish(report: Report, sink: Sink, top: Descriptor, trust: TrustOptions,

@@ -85,7 +85,7 @@ def test_no_protect_removes_with_a_warning(tmp_path: Path) -> None:
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
-    r = CliRunner().invoke(main, ["push", "docker-archive:x.tar", f"oci:{tmp_path}/o"])
+    r = CliRunner().invoke(main, ["push", "docker-daemon:app:1", f"oci:{tmp_path}/o"])
     assert r.exit_code == 2
     r = CliRunner().invoke(main, ["push", f"oci:{EXAMPLE}:latest", f"oci:{tmp_path}/o",
                                   "--merge-threshold", "lots"])
@@ -112,3 +112,19 @@ def test_undecodable_file_names_are_printed_as_bytes(tmp_path: Path) -> None:
                          capture_output=True, env=env)
     assert out.returncode == 0, out.stderr
     assert b"/tmp/caf\xe9-\xff.log" in out.stdout
+
+
+def test_layer_cache_and_no_cache(tmp_path: Path, own_layer_cache: Path) -> None:
+    db = own_layer_cache / "slimmer" / "layers.db"
+    r = CliRunner().invoke(main, ["push", "--no-cache", f"oci:{EXAMPLE}:latest",
+                                  f"oci:{tmp_path}/o:a"])
+    assert r.exit_code == 0, r.output
+    assert not db.exists()
+    r = CliRunner().invoke(main, ["push", "--json", "-", f"oci:{EXAMPLE}:latest",
+                                  f"oci:{tmp_path}/o:b"])
+    assert r.exit_code == 0 and db.exists()
+    r = CliRunner().invoke(main, ["push", f"oci:{EXAMPLE}:latest", f"oci:{tmp_path}/o:c"])
+    assert r.exit_code == 0 and "from cache" in r.output
+    r = CliRunner().invoke(main, ["push", "--level", "23", f"oci:{EXAMPLE}:latest",
+                                  f"oci:{tmp_path}/o:d"])
+    assert r.exit_code == 2 and "--level for zstd must be 1..22" in r.output

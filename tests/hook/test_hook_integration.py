@@ -6,6 +6,7 @@ Redis run every job exactly once."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from slimmer.build.cache import LayerCache
 from slimmer.hook.config import QueueConfig
 from slimmer.hook.store.model import DONE, RUNNING, Job
 from slimmer.hook.worker import TEST_SLEEP_ENV
@@ -71,6 +73,9 @@ def test_push_is_slimmed_once_despite_duplicate_deliveries(stack: Stack) -> None
     assert raw["annotations"][ANNOT_SOURCE_DIGEST] == job.digest
     done = stack.job_for("team/app", "1.0", DONE)
     assert done is not None and done.attempts == 1 and (done.bytes_saved or 0) > 0
+    # The worker recorded what it built in the layer cache of its environment.
+    cache = LayerCache(os.path.join(stack.env["XDG_CACHE_HOME"], "slimmer", "layers.db"))
+    assert cache.count()[0] >= 1
     # The hook's own push of 1.0-slim comes back as an event and is ignored.
     wait_for(lambda: 'outcome="own"} 1' in stack.metrics(), 20, "the slim push's event")
     text = stack.metrics()

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from slimmer.errors import UsageError
-from slimmer.oci.refs import LayoutRef, RegistryRef, parse_reference
+from slimmer.oci.refs import (
+    ArchiveKind,
+    ArchiveRef,
+    LayoutRef,
+    RegistryRef,
+    familiar_name,
+    parse_reference,
+)
 
 D = "sha256:" + "ab" * 32
 
@@ -55,7 +62,8 @@ def test_registry_ref_properties() -> None:
     ("app@sha256:123", "malformed digest"),
     ("ho_st.io:5000/app", "invalid registry host"),
     ("dir:/tmp/x", "transport 'dir'"),
-    ("docker-archive:x.tar", "transport 'docker-archive'"),
+    ("containers-storage:x", "transport 'containers-storage'"),
+    ("docker-daemon:app:1", "docker save"),
     ("a.io/" + "b" * 260, "longer than 255"),
 ])
 def test_bad_registry_references(text: str, fragment: str) -> None:
@@ -73,3 +81,52 @@ def test_bad_registry_references(text: str, fragment: str) -> None:
 def test_layout_references(text: str, want: LayoutRef) -> None:
     assert parse_reference(text) == want
     assert str(want) == text or want.tag is None
+
+
+DOCKER, OCI = ArchiveKind.DOCKER, ArchiveKind.OCI
+
+
+@pytest.mark.parametrize("text, want", [
+    ("docker-archive:x.tar", ArchiveRef(DOCKER, "x.tar")),
+    ("docker-archive:/a/x.tar:busybox", ArchiveRef(DOCKER, "/a/x.tar",
+                                                   name="docker.io/library/busybox:latest")),
+    ("docker-archive:x.tar:localhost:5000/team/app:1.0",
+     ArchiveRef(DOCKER, "x.tar", name="localhost:5000/team/app:1.0")),
+    ("docker-archive:x.tar:@2", ArchiveRef(DOCKER, "x.tar", index=2)),
+    ("oci-archive:x.tar", ArchiveRef(OCI, "x.tar")),
+    ("oci-archive:/a:b/x.tar:v1", ArchiveRef(OCI, "/a:b/x.tar", "v1")),
+    ("oci-archive:x.tar@" + D, ArchiveRef(OCI, "x.tar", None, D)),
+])
+def test_archive_references(text: str, want: ArchiveRef) -> None:
+    assert parse_reference(text) == want
+
+
+def test_archive_reference_strings() -> None:
+    assert str(parse_reference("docker-archive:x.tar:busybox")) == \
+        "docker-archive:x.tar:docker.io/library/busybox:latest"
+    assert str(parse_reference("docker-archive:x.tar:@1")) == "docker-archive:x.tar:@1"
+    oci = parse_reference("oci-archive:x.tar:v1")
+    assert str(oci) == "oci-archive:x.tar:v1"
+    assert oci.pinned(D) == "oci-archive:x.tar@" + D  # type: ignore[union-attr]
+    assert parse_reference("oci:dir:v").pinned(D) == "oci:dir@" + D  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("docker-archive:", "empty archive path"),
+    ("docker-archive:x.tar:@one", "image number"),
+    ("docker-archive:x.tar:Bad/Name", "is not NAME[:TAG]"),
+    ("docker-archive:x.tar:app@" + D, "cannot name a digest"),
+    ("oci-archive:x.tar:bad/tag:", "invalid tag"),
+    ("docker-daemon:app:1", "docker save IMAGE -o FILE.tar"),
+])
+def test_bad_archive_references(text: str, fragment: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_reference(text)
+    assert fragment in str(info.value)
+
+
+def test_familiar_names() -> None:
+    assert familiar_name("docker.io/library/busybox:1") == "busybox:1"
+    assert familiar_name("docker.io/team/app:1") == "team/app:1"
+    assert familiar_name("docker.io/library/a/b:1") == "library/a/b:1"
+    assert familiar_name("ghcr.io/o/r:1") == "ghcr.io/o/r:1"

@@ -15,7 +15,7 @@ from typing import Any
 
 from slimmer.errors import InputError, OutputError, UsageError
 from slimmer.oci.digest import check_digest, sha256_digest, short
-from slimmer.oci.image import BlobOrigin, BlobWriter, Opener, StagedSource, copy_into
+from slimmer.oci.image import BlobOrigin, BlobReuse, BlobWriter, Opener, StagedSource, copy_into
 from slimmer.oci.media import ANNOT_REF_NAME, OCI_INDEX
 from slimmer.oci.model import Descriptor, dump_json, load_json
 from slimmer.oci.refs import LayoutRef
@@ -198,9 +198,10 @@ class LayoutSink:
             check_digest(digest, f"writing {self.label} blob")
         except InputError as exc:
             raise OutputError(str(exc)) from exc
-        if self._root is None:
+        root = self._root or (None if self._new else self._path)
+        if root is None:
             return None
-        return os.path.join(self._root, "blobs", *digest.split(":", 1))
+        return os.path.join(root, "blobs", *digest.split(":", 1))
 
     # -- called by writers --------------------------------------------------------------------
 
@@ -232,6 +233,18 @@ class LayoutSink:
         """True if the blob is already stored (in the layout, or written by this sink)."""
         path = self._blob_path(digest)
         return path is not None and os.path.isfile(path)
+
+    def reuse_blob(self, digest: str, size: int, origins: tuple[BlobOrigin, ...] = ()
+                   ) -> BlobReuse:
+        """``ReusesBlobs``: whether the layout holds the blob with that size (a layout has
+        nothing to mount from)."""
+        path = self._blob_path(digest)
+        if path is None or not os.path.isfile(path):
+            return BlobReuse.MISSING
+        return BlobReuse.PRESENT if os.path.getsize(path) == size else BlobReuse.MISMATCH
+
+    def blob_origin(self) -> BlobOrigin | None:
+        return None
 
     def blob_writer(self, algorithm: str = "sha256", verified: bool = False) -> BlobWriter:
         """A new writer for one blob; use one per thread. ``verified``: the caller hashes what

@@ -1,4 +1,5 @@
-"""Read an image from an OCI image layout directory (``oci-layout``, ``index.json``, ``blobs/``).
+"""Read an image from an OCI image layout (``oci-layout``, ``index.json``, ``blobs/``): a
+directory, or any other ``LayoutFiles`` (the members of an ``oci-archive`` tar).
 
 Everything is read through digest-verifying streams; manifests and configs are read with a size
 limit, layers are never opened at resolve time. Nothing is ever written into the layout.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import stat
-from typing import BinaryIO, Sequence, cast
+from typing import BinaryIO, Protocol, Sequence, cast
 
 from slimmer.errors import BlobError, InputError
 from slimmer.oci.digest import VerifyingReader, check_digest, short
@@ -17,7 +18,7 @@ from slimmer.oci.image import Opener, Root
 from slimmer.oci.loader import ImageLoader
 from slimmer.oci.media import ANNOT_REF_NAME
 from slimmer.oci.model import Descriptor, Platform, load_json
-from slimmer.oci.refs import LayoutRef
+from slimmer.oci.refs import ArchiveRef, LayoutRef
 
 #: Largest manifest, index or config accepted; a larger descriptor size is refused before reading.
 SMALL_BLOB_LIMIT = 4 << 20
@@ -27,35 +28,47 @@ INDEX_JSON_LIMIT = 64 << 20
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
-class LayoutSource:
-    """A ``Source`` for an OCI image layout, selecting by tag, digest or the single entry."""
+class LayoutFiles(Protocol):
+    """The files of a layout, by ``/``-separated name relative to its root."""
 
-    def __init__(self, ref: LayoutRef) -> None:
-        self.ref = ref
-        self.name = str(ref)
-        self._label = f"oci:{ref.path}"
+    def read(self, name: str, limit: int, what: str) -> bytes:
+        """The whole file (InputError when missing or over ``limit`` bytes)."""
+        ...
 
-    def pinned(self, digest: str) -> str:
-        """``oci:DIR@DIGEST``: this layout pinned to a digest."""
-        return str(LayoutRef(self.ref.path, None, digest))
+    def open(self, name: str, size: int, what: str) -> BinaryIO:
+        """A fresh stream of the file; BlobError when it is missing, not a regular file, or
+        its size is not ``size`` (checked before reading)."""
+        ...
 
-    # -- blobs --------------------------------------------------------------------------------
+    def size(self, name: str) -> int | None:
+        """The file's size, None when there is no such regular file."""
+        ...
 
-    def _blob_path(self, digest: str, what: str) -> str:
-        """Path of a blob; the strict digest form means it cannot leave ``blobs/``."""
-        check_digest(digest, what)
-        algorithm, hexpart = digest.split(":", 1)
-        return os.path.join(self.ref.path, "blobs", algorithm, hexpart)
 
-    def open_blob(self, descriptor: Descriptor) -> BinaryIO:
-        """A fresh stream of the blob that checks size and digest at EOF (BlobError on mismatch).
+class DirectoryFiles:
+    """``LayoutFiles`` of a directory on disk."""
 
-        A blob whose file size already differs from the descriptor is refused at open time.
-        """
-        what = f"reading {self._label} blob {short(descriptor.digest)}"
-        path = self._blob_path(descriptor.digest, what)
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.root, *name.split("/"))
+
+    def read(self, name: str, limit: int, what: str) -> bytes:
         try:
-            fd = os.open(path, _OPEN_FLAGS)
+            with open(self._path(name), "rb") as fh:
+                data = fh.read(limit + 1)
+        except FileNotFoundError as exc:
+            raise InputError(f"{what}: missing (not an OCI image layout?)") from exc
+        except OSError as exc:
+            raise InputError(f"{what}: {exc.strerror or exc}") from exc
+        if len(data) > limit:
+            raise InputError(f"{what}: larger than {limit} bytes")
+        return data
+
+    def open(self, name: str, size: int, what: str) -> BinaryIO:
+        try:
+            fd = os.open(self._path(name), _OPEN_FLAGS)
         except FileNotFoundError as exc:
             raise BlobError(f"{what}: missing") from exc
         except OSError as exc:
@@ -64,13 +77,54 @@ class LayoutSource:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise BlobError(f"{what}: not a regular file")
-            if info.st_size != descriptor.size:
-                raise BlobError(
-                    f"{what}: blob is {info.st_size} bytes, descriptor says {descriptor.size}")
-            raw = os.fdopen(fd, "rb")
+            if info.st_size != size:
+                raise BlobError(f"{what}: blob is {info.st_size} bytes, descriptor says {size}")
+            return os.fdopen(fd, "rb")
         except BaseException:
             os.close(fd)
             raise
+
+    def size(self, name: str) -> int | None:
+        try:
+            info = os.stat(self._path(name))
+        except OSError:
+            return None
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+class LayoutSource:
+    """A ``Source`` for an OCI image layout, selecting by tag, digest or the single entry.
+
+    ``files`` serves layouts that are not directories: an ``oci-archive`` (then ``ref`` is
+    its ArchiveRef, which selects the same way)."""
+
+    def __init__(self, ref: LayoutRef | ArchiveRef, files: LayoutFiles | None = None) -> None:
+        self.ref = ref
+        self.name = str(ref)
+        prefix = "oci" if isinstance(ref, LayoutRef) else ref.kind.value
+        self._label = f"{prefix}:{ref.path}"
+        self._files = files or DirectoryFiles(ref.path)
+        self._directory = files is None
+
+    def pinned(self, digest: str) -> str:
+        """``oci:DIR@DIGEST`` (``oci-archive:FILE@DIGEST``): this layout pinned to a digest."""
+        return self.ref.pinned(digest)
+
+    # -- blobs --------------------------------------------------------------------------------
+
+    def _blob_name(self, digest: str, what: str) -> str:
+        """Name of a blob; the strict digest form means it cannot leave ``blobs/``."""
+        check_digest(digest, what)
+        algorithm, hexpart = digest.split(":", 1)
+        return f"blobs/{algorithm}/{hexpart}"
+
+    def open_blob(self, descriptor: Descriptor) -> BinaryIO:
+        """A fresh stream of the blob that checks size and digest at EOF (BlobError on mismatch).
+
+        A blob whose file size already differs from the descriptor is refused at open time.
+        """
+        what = f"reading {self._label} blob {short(descriptor.digest)}"
+        raw = self._files.open(self._blob_name(descriptor.digest, what), descriptor.size, what)
         return cast(BinaryIO, VerifyingReader(raw, descriptor.digest, descriptor.size, what))
 
     def read_small_blob(self, descriptor: Descriptor, limit: int = SMALL_BLOB_LIMIT) -> bytes:
@@ -89,18 +143,7 @@ class LayoutSource:
     # -- layout files -------------------------------------------------------------------------
 
     def _read_file(self, filename: str, limit: int) -> bytes:
-        what = f"reading {self._label} {filename}"
-        path = os.path.join(self.ref.path, filename)
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read(limit + 1)
-        except FileNotFoundError as exc:
-            raise InputError(f"{what}: missing (not an OCI image layout?)") from exc
-        except OSError as exc:
-            raise InputError(f"{what}: {exc.strerror or exc}") from exc
-        if len(data) > limit:
-            raise InputError(f"{what}: larger than {limit} bytes")
-        return data
+        return self._files.read(filename, limit, f"reading {self._label} {filename}")
 
     def _check_oci_layout(self) -> None:
         what = f"reading {self._label} oci-layout"
@@ -164,14 +207,12 @@ class LayoutSource:
     def _unlisted(self, digest: str) -> Descriptor:
         """Descriptor of a manifest/index blob that is present but not listed in index.json."""
         what = f"reading {self._label}"
-        path = self._blob_path(digest, what)
-        try:
-            info = os.stat(path)
-        except OSError as exc:
+        size = self._files.size(self._blob_name(digest, what))
+        if size is None:
             raise InputError(f"{what}: {short(digest)} is neither listed in index.json nor "
-                             f"present in blobs/") from exc
+                             f"present in blobs/")
         # The size comes from the file; the digest check at EOF still guards the content.
-        return Descriptor("", digest, info.st_size)
+        return Descriptor("", digest, size)
 
     # -- documents and resolve -----------------------------------------------------------
 
@@ -185,7 +226,7 @@ class LayoutSource:
 
     def resolve(self, platforms: Sequence[Platform] = ()) -> Root:
         """Resolve the reference to one image, or an index narrowed to ``platforms``."""
-        if not os.path.isdir(self.ref.path):
+        if self._directory and not os.path.isdir(self.ref.path):
             raise InputError(f"reading {self._label}: no such directory")
         self._check_oci_layout()
         descriptor = self._select(self._read_index_json())

@@ -7,10 +7,10 @@ import threading
 
 from slimmer.errors import NotFoundError, OutputError, UsageError
 from slimmer.oci.digest import sha256_digest, short
-from slimmer.oci.image import BlobOrigin, BlobWriter, Opener, StagedSource, copy_into
+from slimmer.oci.image import BlobOrigin, BlobReuse, BlobWriter, Opener, StagedSource, copy_into
 from slimmer.oci.media import INDEX_TYPES, MANIFEST_TYPES
 from slimmer.oci.model import Descriptor
-from slimmer.oci.refs import RegistryRef
+from slimmer.oci.refs import RegistryRef, canonical_registry
 from slimmer.transports.registry.options import RegistryOptions
 from slimmer.transports.registry.repository import Repository
 from slimmer.transports.registry.upload import RegistryBlobWriter
@@ -58,6 +58,34 @@ class RegistrySink:
         what = f"pushing {self.name} blob {short(digest)}"
         return self.repository.blob_size(digest, what) is not None
 
+    def blob_origin(self) -> BlobOrigin:
+        """``ReusesBlobs``: blobs pushed here can be mounted from this repository later."""
+        return BlobOrigin(self.ref.registry, self.ref.repository)
+
+    def reuse_blob(self, digest: str, size: int, origins: tuple[BlobOrigin, ...] = ()
+                   ) -> BlobReuse:
+        """``ReusesBlobs``: HEAD the destination; when it lacks the blob, mount it from each
+        origin on this registry in turn (one token for both repositories' scopes). A mount
+        is checked with a HEAD: the registry knows the blob's size."""
+        self._check_open()
+        what = f"pushing {self.name} blob {short(digest)}"
+        have = self.repository.blob_size(digest, what)
+        if have is not None:
+            return BlobReuse.PRESENT if have in (size, -1) else BlobReuse.MISMATCH
+        here = canonical_registry(self.ref.registry)
+        for origin in origins:
+            if canonical_registry(origin.registry) != here or \
+                    origin.repository == self.ref.repository:
+                continue
+            location = self.repository.mount(digest, origin.repository, what)
+            if location is not None:
+                self.repository.cancel(location, what)   # not there (202): try the next
+                continue
+            have = self.repository.blob_size(digest, what)
+            if have is not None:
+                return BlobReuse.MOUNTED if have in (size, -1) else BlobReuse.MISMATCH
+        return BlobReuse.MISSING
+
     def blob_writer(self, *, verified: bool = False) -> BlobWriter:
         """A writer that uploads while the caller writes; one per thread (the registry checks
         the digest of what it receives, so ``verified`` changes nothing here)."""
@@ -89,7 +117,8 @@ class RegistrySink:
                                   f"says {descriptor.size}")
             return
         location = None
-        if origin is not None and origin.registry == self.ref.registry \
+        if origin is not None and \
+                canonical_registry(origin.registry) == canonical_registry(self.ref.registry) \
                 and origin.repository != self.ref.repository:
             location = self.repository.mount(digest, origin.repository, what)
             if location is None:

@@ -168,6 +168,20 @@ def test_tokens_one_scope_per_parameter_and_mount_scope(token_registry: Registry
     assert len(scopes) <= 3
 
 
+def test_cached_layer_mount_asks_one_token_for_both_repositories(
+        token_registry: Registry, tokens: TokenServer) -> None:
+    """A layer the layer cache saw in team/cached is mounted into other/cached with one
+    token naming both scopes (the source is a layout: only the cache knows team/cached)."""
+    host = token_registry.host
+    slimmer.slim(EXAMPLE, f"{host}/team/cached:1", registry=BOB)
+    tokens.reset()
+    report = slimmer.slim(EXAMPLE, f"{host}/other/cached:1", registry=BOB)
+    assert [ly.cached for ly in report.images[0].layers] == [True]
+    assert sorted(tokens.issued_scopes()[-1]) == ["repository:other/cached:pull,push",
+                                                  "repository:team/cached:pull"]
+    assert len(tokens.issued_scopes()) == 2            # push scope, then push + mount source
+
+
 def _sleep_once_after(first: str, seconds: float) -> WatchingTransport:
     """A transport that pauses ``seconds`` once, before the first request whose method and
     path start with ``first`` (e.g. "PUT /v2/team/app/manifests/"), so tokens expire."""

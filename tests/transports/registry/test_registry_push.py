@@ -71,12 +71,19 @@ def test_push_layout_then_push_again_sends_no_blob_bytes(registry: Registry,
     assert second.count("PATCH") == 0 and second.count("PUT", "/blobs/uploads/") == 0
     assert second.count("POST") == 0
 
-    # Another tag of the same result: everything is built again, every blob is skipped (HEAD).
+    # Another tag of the same result: the layer cache knows the rebuilt layer, the registry
+    # has it (HEAD): nothing is built or sent. Without the cache it is built again and skipped.
     options, third = watched()
     other = slimmer.slim(EXAMPLE, f"{registry.host}/team/app:1.0-slim-again", registry=options)
     assert other.digest == report.digest and other.images
+    assert all(ly.cached for ly in other.images[0].layers)
     assert third.upload_bytes == 0
     assert third.count("PATCH") == 0 and third.count("POST") == 0
+    options, fourth = watched()
+    built = slimmer.slim(EXAMPLE, f"{registry.host}/team/app:1.0-slim-3", registry=options,
+                         cache=False)
+    assert built.digest == report.digest and not built.images[0].layers[0].cached
+    assert fourth.upload_bytes == 0 and fourth.count("POST") == 0   # one chunk: HEAD first
 
 
 def test_registry_to_registry_mounts_unchanged_layers(registry: Registry,
