@@ -71,7 +71,8 @@ def analyze(source: str | Source, options: SlimOptions | None = None, *,
                                      sniff_matcher=everything, explain=why)
     others = {name: p for name, p in builtin_profiles().items()
               if name not in {q.name for q in profiles}}
-    images = [image_report(image, plan, None, idx, others, options)
+    ml_profiles = [p for p in [*profiles, *others.values()] if p.category == "ml"]
+    images = [image_report(image, plan, None, idx, others, options, ml_profiles=ml_profiles)
               for image, plan, idx in zip(root.images, plans, indexes)]
     return Report("analyze", src.name, None, root.descriptor.digest, None, images,
                   [p.name for p in profiles], _warnings(profiles, root, plans))

@@ -31,6 +31,8 @@ KEEP = "keep"
 GZIP_ZSTD = "gzip+zstd"
 COMPRESSION_CHOICES = (ZSTD.value, GZIP.value, NONE.value, KEEP, GZIP_ZSTD)
 DEFAULT_MERGE_THRESHOLD = 16 << 20
+#: ``--dedupe``: files smaller than this are never deduplicated (nor hashed).
+DEFAULT_DEDUPE_MIN_SIZE = 1 << 20
 #: Output compression levels: the default and the accepted range of each compressor.
 DEFAULT_LEVEL = {ZSTD: 2, GZIP: 2, NONE: 0}
 LEVEL_RANGE = {ZSTD: (1, 22), GZIP: (0, 3), NONE: (0, 0)}
@@ -78,6 +80,8 @@ class SlimOptions:
     jobs: int | None = None                   # parallel layers; None: all cores
     cuda_arch: tuple[str, ...] = ()           # GPUs (sm_90, h100, comma lists); empty: all
     no_ptx: bool = False                      # with cuda_arch: drop PTX too
+    dedupe: bool = False                      # identical files in one output layer -> links
+    dedupe_min_size: int = DEFAULT_DEDUPE_MIN_SIZE
 
     def check(self) -> "SlimOptions":
         """These options, or UsageError naming the first invalid one."""
@@ -97,6 +101,8 @@ class SlimOptions:
         parse_gpus(self.cuda_arch)
         if self.no_ptx and not self.cuda_arch:
             raise UsageError("--no-ptx needs --cuda-arch")
+        if self.dedupe_min_size < 1:
+            raise UsageError("--dedupe-min must be at least 1 byte")
         return self
 
     @property
@@ -121,14 +127,16 @@ class SlimOptions:
 #: How each SlimOptions field enters ``options_digest``. Every field must be in exactly one
 #: of these (a test enforces it), so a new option cannot silently be left out of the digest.
 DIGESTED_FIELDS = ("strip", "keep", "no_protect", "platforms", "merge", "merge_threshold",
-                   "base", "keep_base", "compression", "level", "cuda_arch", "no_ptx")
+                   "base", "keep_base", "compression", "level", "cuda_arch", "no_ptx", "dedupe",
+                   "dedupe_min_size")
 #: Enter the digest as the content of the rules they select, not as names or paths.
 RULE_FIELDS = ("profiles", "profile_files")
 #: Do not change the output bytes.
 UNDIGESTED_FIELDS = ("jobs",)
 #: Digested fields added after OUTPUT_FORMAT 1, with their defaults: they enter the digest
 #: only when set, so the digests of options without them stay what earlier versions wrote.
-LATER_FIELDS: dict[str, Any] = {"no_protect": (), "cuda_arch": (), "no_ptx": False}
+LATER_FIELDS: dict[str, Any] = {"no_protect": (), "cuda_arch": (), "no_ptx": False,
+                                "dedupe": False, "dedupe_min_size": DEFAULT_DEDUPE_MIN_SIZE}
 
 
 def options_digest(options: SlimOptions, profiles: Sequence[Any],
@@ -136,11 +144,13 @@ def options_digest(options: SlimOptions, profiles: Sequence[Any],
     """A digest of everything that decides the output bytes; ``profiles`` are the selected
     profiles (their rules' content counts, so editing a profile file changes the digest)."""
     doc: dict[str, Any] = {"format": output_format,
-                           "profiles": [[p.name, repr(p.rules)] for p in profiles]}
+                           "profiles": [_profile_doc(p) for p in profiles]}
     for name in DIGESTED_FIELDS:
         value = getattr(options, name)
         if name in LATER_FIELDS and value == LATER_FIELDS[name]:
             continue   # so the documents of earlier formats can still be computed
+        if name == "dedupe_min_size" and not options.dedupe:
+            continue   # it changes nothing without --dedupe
         if name == "platforms":
             value = sorted(value)
         elif name == "cuda_arch":     # h100 and sm_90 give the same bytes
@@ -149,6 +159,17 @@ def options_digest(options: SlimOptions, profiles: Sequence[Any],
             value = list(value)
         doc[name] = value
     return sha256_digest(dump_json(doc))
+
+
+def _profile_doc(profile: Any) -> list[Any]:
+    """A profile as the digest sees it: its rules' repr, plus the image conditions of the
+    rules that have them (kept out of the repr so older rules digest as before)."""
+    doc: list[Any] = [profile.name, repr(profile.rules)]
+    conditions = {r.id: [list(r.if_image_has), list(r.unless_image_has)]
+                  for r in profile.rules if r.if_image_has or r.unless_image_has}
+    if conditions:
+        doc.append(conditions)
+    return doc
 
 
 def option_fields() -> tuple[str, ...]:

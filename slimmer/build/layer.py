@@ -17,6 +17,7 @@ from slimmer.oci.image import Layer, Sink
 from slimmer.plan.model import (
     COPY,
     FETCH,
+    LINK,
     PASSTHROUGH,
     RECOMPRESS,
     RELINK,
@@ -107,6 +108,8 @@ def write_entry(op: Op, entry: Entry, reader: TarReader, write: Write,
         copy_data(reader, op.rewrite, write, f"{reader.what}: {entry.path}")
     elif action == RELINK:
         write(rewrite_header(entry, linkname=op.linkname))
+    elif action == LINK:                        # its data is skipped with the entry
+        write(rewrite_header(entry, linkname=op.linkname, typeflag=b"1"))
     elif action == FETCH:
         assert op.src is not None and op.path is not None
         _fetch(layers[op.src[0]], op.src[1], op.path, write, op.rewrite)

@@ -70,8 +70,8 @@ def _speculable(root: Root, options: SlimOptions, needed: Sequence[bool],
     keeps it a group of its own that is not passed through as it is, the output
     compression (of the first variant) differs from the layer's (so even an unchanged layer
     is written anew), and the layer cache does not expect to have its result already."""
-    if options.compression == KEEP:
-        return set()
+    if options.compression == KEEP or options.dedupe:
+        return set()   # --dedupe: which files have twins is known only after the whole scan
     popts = PlanOptions.of(options)
     target = Compression(options.variants[0])
     ok: dict[str, bool] = {}
@@ -99,12 +99,14 @@ def _layer_of(root: Root, digest: str) -> Any:
 
 def scan_images(images: Sequence[Image], needed: Sequence[bool], matcher: Matcher | None,
                 run: Run, strip: Matcher | None = None, closure_facts: bool = False,
-                cuda: bool = False) -> list[dict[int, LayerIndex] | None]:
+                cuda: bool = False, hash_min: int | None = None
+                ) -> list[dict[int, LayerIndex] | None]:
     """Scan every layer of the images that need it, each distinct digest once, in parallel,
     biggest first. File heads are sniffed only when ``matcher`` has content rules; layers
     with a speculation in ``run`` are built in the same pass with ``strip``'s decisions; the
     static closure's facts are collected in the same pass when ``closure_facts``, and the
-    fat binaries of ELF files when ``cuda``."""
+    fat binaries of ELF files when ``cuda``; files of at least ``hash_min`` bytes are hashed
+    (for --dedupe)."""
     sniff = None
     sniff_min = 0
     if matcher is not None and matcher.needs_content():
@@ -122,7 +124,8 @@ def scan_images(images: Sequence[Image], needed: Sequence[bool], matcher: Matche
         tick = run.ticker("scan", f"layer {n} {short(digest)}", layer.descriptor.size)
         futures[digest] = run.pool.submit(
             finishing(scan_layer, tick), counted(layer, tick) if tick else layer, sniff,
-            sniff_min, SNIFF_BYTES, run.speculations.get(digest), closure_facts, cuda)
+            sniff_min, SNIFF_BYTES, run.speculations.get(digest), closure_facts, cuda,
+            hash_min)
         futures[digest].add_done_callback(
             lambda _: run.tick("scan", done, 1, len(layers)))
     scanned = {d: f.result() for d, f in futures.items()}
@@ -145,7 +148,8 @@ def plan_images(root: Root, options: SlimOptions, matcher: Matcher | None, run: 
         sizes = [ly.descriptor.size for ly in image.layers]
         types = [ly.descriptor.media_type for ly in image.layers]
         merged = any(len(g) > 1 for g in group_layers(sizes, types, popts))
-        needed.append(force_scan or matcher is not None or merged or bool(options.cuda_arch))
+        needed.append(force_scan or matcher is not None or merged or bool(options.cuda_arch)
+                      or options.dedupe)
     if sink is not None and options.compression != KEEP:
         layers = {ly.descriptor.digest: ly for image in root.images for ly in image.layers}
         target = Compression(options.variants[0])
@@ -155,7 +159,8 @@ def plan_images(root: Root, options: SlimOptions, matcher: Matcher | None, run: 
                 _threads(), matcher, cuda=bool(options.cuda_arch))
     indexes = scan_images(root.images, needed, sniff_matcher or matcher, run, matcher,
                           closure_facts=force_scan or matcher is not None,
-                          cuda=bool(options.cuda_arch))
+                          cuda=bool(options.cuda_arch),
+                          hash_min=options.dedupe_min_size if options.dedupe else None)
     plans = [plan_image([ly.descriptor.size for ly in image.layers],
                         [ly.descriptor.media_type for ly in image.layers],
                         idx, matcher, image.config, popts, explain)

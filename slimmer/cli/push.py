@@ -19,7 +19,13 @@ from slimmer.cli.common import (
 )
 from slimmer.cli.trust import push_trust_options, trust_from_flags
 from slimmer.errors import ProfileError
-from slimmer.options import COMPRESSION_CHOICES, DEFAULT_MERGE_THRESHOLD, MERGE_MODES, SlimOptions
+from slimmer.options import (
+    COMPRESSION_CHOICES,
+    DEFAULT_DEDUPE_MIN_SIZE,
+    DEFAULT_MERGE_THRESHOLD,
+    MERGE_MODES,
+    SlimOptions,
+)
 from slimmer.report.model import Report
 
 
@@ -63,6 +69,12 @@ def slim_options(f: Callable[..., Any]) -> Callable[..., Any]:
                           "blanked. Default: keep all."),
         click.option("--no-ptx", is_flag=True,
                      help="With --cuda-arch: drop PTX too, keep only cubins."),
+        click.option("--dedupe", is_flag=True,
+                     help="Identical files (content, mode, owner, xattrs) that end up in the "
+                          "same output layer become one file and hardlinks to it."),
+        click.option("--dedupe-min", "dedupe_min_size", type=SizeType(),
+                     default=DEFAULT_DEDUPE_MIN_SIZE, show_default="1MiB",
+                     help="With --dedupe, smaller files are left alone."),
         click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
                      help="Layers built in parallel (default: all cores)."),
         click.option("--json", "json_out", metavar="FILE|-",
@@ -80,7 +92,8 @@ def options_from_flags(kw: dict[str, Any]) -> SlimOptions:
         platforms=tuple(kw["platforms"]),
         merge=kw["merge"], merge_threshold=kw["merge_threshold"], base=kw["base"],
         keep_base=kw["keep_base"], compression=kw["compression"], level=kw["level"],
-        jobs=kw["jobs"], cuda_arch=tuple(kw["cuda_arch"]), no_ptx=kw["no_ptx"])
+        jobs=kw["jobs"], cuda_arch=tuple(kw["cuda_arch"]), no_ptx=kw["no_ptx"],
+        dedupe=kw["dedupe"], dedupe_min_size=kw["dedupe_min_size"])
 
 
 @click.command()

@@ -13,12 +13,16 @@ from slimmer.oci.media import Compression
 if TYPE_CHECKING:   # fs.closure imports this module
     from slimmer.fs.closure.facts import Facts
 
+#: What besides content and mode must be equal for two files to become one: uid, gid and the
+#: extended attributes (PAX ``SCHILY.xattr.*`` records, sorted).
+FileOwner = tuple[int, int, tuple[tuple[str, bytes], ...]]
+
 
 class Rec:
     """What the plan knows about one tar member of an input layer."""
 
     __slots__ = ("path", "kind", "target", "size", "linkname", "mode", "content", "shebang",
-                 "dir_header", "typeflag", "hsize", "cuda")
+                 "dir_header", "typeflag", "hsize", "cuda", "digest", "owner")
 
     def __init__(self, path: str, kind: EntryKind, target: str, size: int, linkname: str, mode: int,
                  typeflag: bytes, hsize: int) -> None:
@@ -34,6 +38,8 @@ class Rec:
         self.shebang: str | None = None
         self.dir_header: bytes | None = None
         self.cuda: CudaFile | None = None     # its fat binaries (scanned for --cuda-arch)
+        self.digest: bytes | None = None      # sha256 of the data (files hashed for dedupe)
+        self.owner: FileOwner | None = None   # uid, gid and xattrs (files hashed for dedupe)
 
     def __repr__(self) -> str:
         return f"Rec({self.path!r}, {self.kind}, {self.size})"

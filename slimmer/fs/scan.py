@@ -7,11 +7,15 @@ sources, package and dist-info metadata), read from the same pass. An ``observer
 entry in the same pass, after it is indexed and before its data is skipped: that is how a build
 runs alongside the scan (``build.speculate``). The closure's ELF reader and the fat-binary
 scan watch the data however the observer consumes it (``TarReader.watch``): one pass for all.
+With ``hash_min`` the pass also hashes (sha256) every regular file of at least that size the
+same way, for ``--dedupe``: the data goes by anyway, and sha256 runs faster than the
+decompression that produced it.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+import hashlib
+from typing import Any, Callable, Protocol
 
 from slimmer.codec.cudascan import FatbinScanner
 from slimmer.codec.layerstream import open_layer_tar
@@ -21,13 +25,20 @@ from slimmer.fs.closure.collect import collect
 from slimmer.fs.closure.elf import ElfCapture
 from slimmer.fs.closure.facts import Facts
 from slimmer.fs.cuda import watch_cuda
-from slimmer.fs.index import LayerIndex, Rec
+from slimmer.fs.index import FileOwner, LayerIndex, Rec
 from slimmer.oci.digest import short
 from slimmer.oci.image import Layer
 from slimmer.oci.layer import DIR, FILE
 
 Sniffer = Callable[[bytes, int], "str | None"]
 SHEBANG_MAX = 256
+_XATTR_PREFIXES = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
+
+
+def owner_of(entry: Entry) -> FileOwner:
+    """uid, gid and extended attributes of a tar entry (what a hardlink shares besides data)."""
+    xattrs = tuple(sorted((k, v) for k, v in entry.pax or () if k.startswith(_XATTR_PREFIXES)))
+    return entry.uid, entry.gid, xattrs
 
 
 class ScanObserver(Protocol):
@@ -42,10 +53,12 @@ class ScanObserver(Protocol):
 
 def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
                sniff_bytes: int = 0, observer: ScanObserver | None = None,
-               closure_facts: bool = False, cuda: bool = False) -> LayerIndex:
+               closure_facts: bool = False, cuda: bool = False,
+               hash_min: int | None = None) -> LayerIndex:
     """Read a layer once and index it; verifies blob digest and diff_id on the way. With
     ``closure_facts`` the facts of the files the closure inspects are collected too; with
-    ``cuda``, the fat binaries of ELF files (``Rec.cuda``)."""
+    ``cuda``, the fat binaries of ELF files (``Rec.cuda``); with ``hash_min``, regular files of
+    at least that many bytes get a content digest and their owner (``Rec.digest``/``owner``)."""
     what = f"reading layer {short(layer.descriptor.digest)}"
     with open_layer_tar(layer, what, check_diff_id=False,
                         hash_in_caller=True) as (stream, tar_stream, compression):
@@ -54,7 +67,11 @@ def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
         facts: dict[int, Facts] = {}
         watching: tuple[int, ElfCapture] | None = None
         fatbins: tuple[Rec, FatbinScanner] | None = None
+        digesting: tuple[Rec, Any] | None = None
         for o, e in enumerate(reader):
+            if digesting is not None:
+                digesting[0].digest = digesting[1].digest()
+                digesting = None
             if watching is not None:   # the previous entry's data has gone by
                 facts[watching[0]] = watching[1].result()
                 watching = None
@@ -82,6 +99,11 @@ def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
                     scanner = watch_cuda(reader, e.size)
                     if scanner is not None:
                         fatbins = (rec, scanner)
+                if hash_min is not None and e.size >= hash_min and e.typeflag != b"S":
+                    h = hashlib.sha256()
+                    reader.watch(h.update)
+                    digesting = (rec, h)
+                    rec.owner = owner_of(e)
             entries.append(rec)
             if observer is not None:
                 observer.entry(o, e, rec, reader)
@@ -89,6 +111,8 @@ def scan_layer(layer: Layer, sniff: Sniffer | None = None, sniff_min: int = 0,
             facts[watching[0]] = watching[1].result()
         if fatbins is not None:
             fatbins[0].cuda = fatbins[1].finish()
+        if digesting is not None:
+            digesting[0].digest = digesting[1].digest()
         # An observer that rewrites the layer may stop the input hash (it hashes its output
         # instead): the index then says the diff_id was not checked, and a pass that copies
         # the input checks it.

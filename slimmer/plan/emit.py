@@ -11,6 +11,7 @@ from slimmer.fs.index import LayerIndex, Rec
 from slimmer.fs.overlay import Overlay, Ref, add_ancestors, ancestors, apply_layer
 from slimmer.fs.stack import Stack
 from slimmer.oci.layer import DIR, HARDLINK, META, OPAQUE, WHITEOUT
+from slimmer.plan.dedupe import duplicate_sets, link_duplicates
 from slimmer.plan.model import (
     COPY,
     COPY_OP,
@@ -127,19 +128,35 @@ class GroupPlanner:
         removed, dropped_any = self._removals()
         whiteouts, stripped_here = self._whiteouts()
         links = self._links()
+        dupes = self._duplicates()
         if not (len(self.group) > 1 or dropped_any or stripped_here or links.changed
-                or self._rewritten()):
+                or self._rewritten() or self._dedupes(dupes)):
             return None
         preamble: list[PreambleEntry] = []
         for wh in whiteouts:
             preamble.extend(self._hoist(wh.path, include_self=wh.opaque))
             preamble.append(wh)
         ops = {j: self._ops(j, links) for j in self.group}
+        deduped = link_duplicates(dupes, ops, self.recs)
         target = self.options.output_compression(self.indexes[self.group[0]].compression)
         return OutputLayer(
             self.group, REBUILD, target, sum(sizes[j] for j in self.group),
             sum(self.indexes[j].tar_size for j in self.group), removed, preamble, ops,
-            LayerReason.MERGED if len(self.group) > 1 else LayerReason.STRIPPED)
+            LayerReason.MERGED if len(self.group) > 1 else LayerReason.STRIPPED,
+            deduped=deduped)
+
+    def _duplicates(self) -> list[list[Ref]]:
+        """With --dedupe: sets of identical surviving files of the group, each set in archive
+        order (files whose content --cuda-arch rewrites are left alone)."""
+        if not self.options.dedupe:
+            return []
+        return duplicate_sets(((ref, self.rec(ref)) for ref in self.survivors.values()
+                               if ref not in self.rewrites), self.options.dedupe_min_size)
+
+    def _dedupes(self, dupes: list[list[Ref]]) -> bool:
+        """Whether duplicates alone rebuild the group: yes, except a base layer (that one
+        stays byte-identical unless something else changes it anyway)."""
+        return bool(dupes) and self.group[0] >= self.options.base
 
     # -- the union and what survives ------------------------------------------------------
 

@@ -19,6 +19,7 @@ from slimmer.globs import compile_glob
 from slimmer.oci.layer import FILE
 from slimmer.oci.media import FOREIGN_LAYER_TYPES, layer_compression
 from slimmer.plan.cuda import decide_rewrites
+from slimmer.plan.dedupe import cross_layer_copies
 from slimmer.plan.emit import GroupPlanner, LowerPaths
 from slimmer.plan.grouping import group_layers, kept_layers
 from slimmer.plan.model import (
@@ -66,6 +67,7 @@ def plan_image(sizes: Sequence[int], media_types: Sequence[str],
     closure = image_closure(stack, indexes, config, options) \
         if matcher is not None or explain else None
     no_protect = [compile_glob(g) for g in options.no_protect]
+    matcher = for_image(matcher, stack)
     strips = decide_strips(stack, recs, kept, matcher, closure or Closure(), no_protect)
     rewrites, cuda = decide_rewrites(stack, recs, kept, set(strips.dropped), options)
     out: list[OutputLayer] = []
@@ -86,10 +88,22 @@ def plan_image(sizes: Sequence[int], media_types: Sequence[str],
                      final=stack.final, forced=strips.forced,
                      warnings=list(closure.warnings) if closure else [], closure=closure,
                      cuda=cuda)
+    if options.dedupe:
+        output_of = {j: k for k, layer in enumerate(out) for j in layer.inputs}
+        visible = {ref: recs[ref[0]][ref[1]] for ref in stack.final.entries.values()
+                   if ref not in strips.dropped and ref not in rewrites}
+        plan.cross_layer = cross_layer_copies(visible, output_of, options.dedupe_min_size)
     for path in explain:
         plan.why[path] = explain_path(path, stack, recs, kept, matcher, strips,
                                       closure or Closure(), plan)
     return plan
+
+
+def for_image(matcher: Matcher | None, stack: Stack) -> Matcher | None:
+    """``matcher`` with its conditional rules decided for the image's final tree."""
+    if matcher is None:
+        return None
+    return matcher.for_image("/" + path for path in stack.final.entries if path)
 
 
 def unchanged_layer(i: int, sizes: Sequence[int], media_types: Sequence[str],
@@ -134,6 +148,7 @@ def removable_bytes(media_types: Sequence[str], indexes: Mapping[int, LayerIndex
     kept = kept_layers(media_types, options)
     out = {}
     for name, matcher in matchers.items():
-        strips = decide_strips(stack, recs, kept, matcher, closure, no_protect)
+        strips = decide_strips(stack, recs, kept, for_image(matcher, stack), closure,
+                               no_protect)
         out[name] = sum(recs[j][o].size for (j, o) in strips.dropped if recs[j][o].kind == FILE)
     return out

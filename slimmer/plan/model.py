@@ -14,7 +14,13 @@ from slimmer.fs.closure import Closure
 from slimmer.fs.overlay import Overlay, Ref
 from slimmer.oci.layer import EntryKind
 from slimmer.oci.media import ZSTD, Compression
-from slimmer.options import DEFAULT_MERGE_THRESHOLD, KEEP, SlimOptions, check_layer_options
+from slimmer.options import (
+    DEFAULT_DEDUPE_MIN_SIZE,
+    DEFAULT_MERGE_THRESHOLD,
+    KEEP,
+    SlimOptions,
+    check_layer_options,
+)
 
 
 class LayerMode(StrEnum):
@@ -34,6 +40,7 @@ class OpAction(StrEnum):
     RELINK = "relink"      # hardlink pointed at another surviving name
     FETCH = "fetch"        # data of an entry in another input layer, under this path
     REWRITE = "rewrite"    # original header, data with content rewritten (same size)
+    LINK = "link"          # a file written as a hardlink to an identical earlier one (dedupe)
 
 
 class LayerReason(StrEnum):
@@ -43,6 +50,7 @@ class LayerReason(StrEnum):
     FOREIGN = "foreign layer"
     MERGED = "merged"
     STRIPPED = "stripped"
+    DEDUPED = "deduplicated"
 
 
 class OverrideKind(StrEnum):
@@ -53,8 +61,9 @@ class OverrideKind(StrEnum):
 
 
 PASSTHROUGH, RECOMPRESS, REBUILD = LayerMode.PASSTHROUGH, LayerMode.RECOMPRESS, LayerMode.REBUILD
-COPY, DROP, RENAME, RELINK, FETCH, REWRITE = (OpAction.COPY, OpAction.DROP, OpAction.RENAME,
-                                              OpAction.RELINK, OpAction.FETCH, OpAction.REWRITE)
+COPY, DROP, RENAME, RELINK, FETCH, REWRITE, LINK = (
+    OpAction.COPY, OpAction.DROP, OpAction.RENAME, OpAction.RELINK, OpAction.FETCH,
+    OpAction.REWRITE, OpAction.LINK)
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,8 @@ class PlanOptions:
     no_protect: tuple[str, ...] = ()   # --no-protect globs: the closure yields to the rules
     cuda_arch: tuple[str, ...] = ()    # GPUs to keep GPU code for; empty: keep all
     no_ptx: bool = False
+    dedupe: bool = False
+    dedupe_min_size: int = DEFAULT_DEDUPE_MIN_SIZE
 
     def __post_init__(self) -> None:
         check_layer_options(self.merge, self.compression, self.base, self.merge_threshold)
@@ -81,7 +92,8 @@ class PlanOptions:
         default the first: gzip for gzip+zstd)."""
         return cls(options.merge, options.merge_threshold, options.base, options.keep_base,
                    compression or options.variants[0], options.level, options.keep,
-                   options.no_protect, options.cuda_arch, options.no_ptx)
+                   options.no_protect, options.cuda_arch, options.no_ptx, options.dedupe,
+                   options.dedupe_min_size)
 
     @property
     def keeps_compression(self) -> bool:
@@ -241,6 +253,35 @@ class CudaLibrary:
         return self.status in (CudaStatus.NO_CODE, CudaStatus.MALFORMED)
 
 
+@dataclass(frozen=True)
+class DedupeGroup:
+    """Identical files of one output layer: ``paths[0]`` is written with its data, the others
+    as hardlinks to it."""
+
+    size: int
+    paths: tuple[str, ...]
+
+    @property
+    def saved(self) -> int:
+        """Data bytes the layer no longer carries."""
+        return self.size * (len(self.paths) - 1)
+
+
+@dataclass(frozen=True)
+class CrossLayerCopies:
+    """Identical files visible in the final image that stay separate copies because they live
+    in different output layers (``layers``: output layer indexes, one per path)."""
+
+    size: int
+    paths: tuple[str, ...]
+    layers: tuple[int, ...]
+
+    @property
+    def extra(self) -> int:
+        """Bytes beyond one copy per file content."""
+        return self.size * (len(set(self.layers)) - 1)
+
+
 @dataclass
 class OutputLayer:
     """One output layer of the plan."""
@@ -262,10 +303,15 @@ class OutputLayer:
     #: own, so the body can be built in the same pass as the scan (``build.speculate``).
     trailer: list[PreambleEntry] = field(default_factory=list)
     streaming: bool = False
+    deduped: list[DedupeGroup] = field(default_factory=list)
 
     @property
     def removed_bytes(self) -> int:
         return sum(r.size for r in self.removed)
+
+    @property
+    def deduped_bytes(self) -> int:
+        return sum(g.saved for g in self.deduped)
 
     @property
     def whiteouts(self) -> list[str]:
@@ -341,6 +387,7 @@ class ImagePlan:
     closure: Closure | None = None
     why: dict[str, dict[str, Any]] = field(default_factory=dict)   # explained paths
     cuda: list["CudaLibrary"] = field(default_factory=list)   # with --cuda-arch
+    cross_layer: list[CrossLayerCopies] | None = None   # with dedupe: copies left apart
 
     @property
     def removed(self) -> list[Removal]:
@@ -354,6 +401,8 @@ class ImagePlan:
                 "input_size": ly.input_size, "input_tar_size": ly.input_tar_size,
                 "removed_files": len(ly.removed), "removed_bytes": ly.removed_bytes,
                 "whiteouts": ly.whiteouts, "reason": ly.reason,
+                "deduped_files": sum(len(g.paths) - 1 for g in ly.deduped),
+                "deduped_bytes": ly.deduped_bytes,
             } for ly in self.layers],
             "overrides": [{"path": o.path, "rule": o.rule, "reason": o.reason,
                            "chain": list(o.chain)} for o in self.overrides],

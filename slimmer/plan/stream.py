@@ -15,6 +15,7 @@ from typing import Iterator, Sequence
 
 from slimmer.fs.index import Rec
 from slimmer.oci.layer import DIR, META, OPAQUE, WHITEOUT
+from slimmer.plan.dedupe import link_duplicates
 from slimmer.plan.emit import GroupPlanner, _Links
 from slimmer.plan.model import (
     COPY,
@@ -43,9 +44,12 @@ class StreamingPlanner(GroupPlanner):
         removed, dropped_any = self._removals()
         whiteouts, stripped_here = self._whiteouts()
         links = self._links()
-        if not (dropped_any or stripped_here or links.changed or self._rewritten()):
+        dupes = self._duplicates()
+        changed = dropped_any or stripped_here or links.changed or self._rewritten()
+        if not (changed or self._dedupes(dupes)):
             return None
         ops = {j: self._stream_ops(j, links)}
+        deduped = link_duplicates(dupes, ops, self.recs)
         own = {rec.target for rec in self.recs[j] if rec.kind == WHITEOUT}
         trailer: list[PreambleEntry] = []
         for o, rec in enumerate(self.recs[j]):
@@ -57,8 +61,9 @@ class StreamingPlanner(GroupPlanner):
             trailer.extend(self._hoist(wh.path))
             trailer.append(wh)
         target = self.options.output_compression(self.indexes[j].compression)
+        reason = LayerReason.STRIPPED if changed else LayerReason.DEDUPED
         return OutputLayer((j,), REBUILD, target, sizes[j], self.indexes[j].tar_size, removed,
-                           [], ops, LayerReason.STRIPPED, trailer=trailer, streaming=True)
+                           [], ops, reason, trailer=trailer, streaming=True, deduped=deduped)
 
     def _stream_ops(self, j: int, links: _Links) -> dict[int, Op]:
         ops: dict[int, Op] = {}

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from slimmer.errors import ProfileError
 from slimmer.globs import compile_glob
-from slimmer.profiles.model import CONTENT_KINDS, ENTRY_KINDS, Profile, Rule
+from slimmer.profiles.model import CATEGORIES, CONTENT_KINDS, ENTRY_KINDS, Profile, Rule
 from slimmer.units import parse_size
 
 #: Profile names that select something other than a profile.
@@ -23,8 +23,9 @@ _RESERVED = frozenset({NONE_NAME, DEFAULT_NAME, USER_PROFILE, "all", "builtin"})
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_PROFILE_KEYS = frozenset({"name", "description", "default", "warning", "rule"})
-_RULE_KEYS = frozenset({"id", "description", "strip", "keep", "content", "min_size", "types"})
+_PROFILE_KEYS = frozenset({"name", "description", "default", "warning", "category", "rule"})
+_RULE_KEYS = frozenset({"id", "description", "strip", "keep", "content", "min_size", "types",
+                        "if_image_has", "unless_image_has"})
 
 
 def _str_list(value: Any, where: str, key: str) -> tuple[str, ...]:
@@ -52,7 +53,9 @@ def _parse_rule(doc: Any, name: str, where: str, index: int) -> Rule:
     keep = _str_list(doc.get("keep", []), where, "keep")
     if not strip and not keep:
         raise ProfileError(f"{where}: needs at least one 'strip' or 'keep' glob")
-    for glob in strip + keep:
+    if_has = _str_list(doc.get("if_image_has", []), where, "if_image_has")
+    unless_has = _str_list(doc.get("unless_image_has", []), where, "unless_image_has")
+    for glob in strip + keep + if_has + unless_has:
         try:
             compile_glob(glob)
         except ValueError as exc:
@@ -75,7 +78,8 @@ def _parse_rule(doc: Any, name: str, where: str, index: int) -> Rule:
                            " to types")
     return Rule(id=rule_id, profile=name, description=description, strip=strip, keep=keep,
                 content=tuple(dict.fromkeys(content)), min_size=min_size,
-                types=tuple(t for t in ENTRY_KINDS if t in types))
+                types=tuple(t for t in ENTRY_KINDS if t in types), if_image_has=if_has,
+                unless_image_has=unless_has)
 
 
 def parse_profile(doc: Any, source: str, label: str | None = None) -> Profile:
@@ -102,6 +106,9 @@ def parse_profile(doc: Any, source: str, label: str | None = None) -> Profile:
     warning = doc.get("warning")
     if warning is not None and not isinstance(warning, str):
         raise ProfileError(f"{where}: 'warning' must be a string")
+    category = doc.get("category")
+    if category is not None and category not in CATEGORIES:
+        raise ProfileError(f"{where}: 'category' must be one of {', '.join(CATEGORIES)}")
     raw_rules = doc.get("rule")
     if not isinstance(raw_rules, list) or not raw_rules:
         raise ProfileError(f"{where}: needs at least one [[rule]]")
@@ -112,7 +119,7 @@ def parse_profile(doc: Any, source: str, label: str | None = None) -> Profile:
             raise ProfileError(f"{where}: duplicate rule id {rule.id}")
         seen.add(rule.id)
     return Profile(name=name, description=description, rules=rules, default=default,
-                   warning=warning or None, source=source)
+                   warning=warning or None, source=source, category=category)
 
 
 def _parse_document(text: str, source: str, label: str) -> list[Profile]:

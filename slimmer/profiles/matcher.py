@@ -7,12 +7,15 @@ buckets a path falls into, its entry kind and the conditional rules its size/con
 form a key, and for each key seen the candidate rules are joined once into one alternation with
 one capturing group per rule (in rule order), so ``lastindex`` names the first matching rule. Keep globs are compiled the same way and only tried
 when a strip rule matched.
+
+Rules with ``if_image_has`` / ``unless_image_has`` conditions are left out until
+``for_image`` has looked at the image's paths and turned them on.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from slimmer.errors import ProfileError, UsageError
 from slimmer.globs import Glob, compile_glob
@@ -42,6 +45,22 @@ def _bucket(glob: Glob) -> _Bucket:
     return None
 
 
+def present_globs(patterns: Iterable[str], paths: Iterable[str]) -> set[str]:
+    """The globs of ``patterns`` that match at least one of ``paths`` (one pass over the paths
+    with one alternation, shrunk as globs are found)."""
+    left = sorted(set(patterns))
+    found: set[str] = set()
+    regex = _alternation([[compile_glob(g)] for g in left])
+    for path in paths:
+        if regex is None:
+            break
+        m = regex.fullmatch(path)
+        if m is not None:
+            found.add(left.pop(m.lastindex - 1))  # type: ignore[operator]
+            regex = _alternation([[compile_glob(g)] for g in left])
+    return found
+
+
 def _alternation(groups: list[list[Glob]]) -> re.Pattern[str] | None:
     if not groups:
         return None
@@ -63,7 +82,9 @@ class Matcher:
     min_content_size: int
 
     def __init__(self, profiles: Sequence[Profile], strip_globs: Sequence[str] = (),
-                 keep_globs: Sequence[str] = ()) -> None:
+                 keep_globs: Sequence[str] = (), *, enabled: frozenset[str] = frozenset()
+                 ) -> None:
+        self._args = (tuple(profiles), tuple(strip_globs), tuple(keep_globs))
         user_strip = [Rule(id=f"{USER_PROFILE}.strip.{i}", profile=USER_PROFILE,
                            description=f"--strip {g}", strip=(g,))
                       for i, g in enumerate(strip_globs, 1)]
@@ -91,8 +112,13 @@ class Matcher:
                 out.append((glob, _bucket(glob)))
             return out
 
-        self._strip = [(r, compiled(r, r.strip)) for r in profile_rules + user_strip if r.strip]
-        self._keep = [(r, compiled(r, r.keep)) for r in user_keep + profile_rules if r.keep]
+        self._conditional = tuple(r for r in profile_rules if r.conditional)
+        for r in self._conditional:
+            compiled(r, r.if_image_has + r.unless_image_has)
+        self._enabled = enabled
+        active = [r for r in profile_rules if not r.conditional or r.id in enabled]
+        self._strip = [(r, compiled(r, r.strip)) for r in active + user_strip if r.strip]
+        self._keep = [(r, compiled(r, r.keep)) for r in user_keep + active if r.keep]
         self._cond = tuple(r for r, _ in self._strip if r.content or r.min_size)
         self._cond_bit = {r.id: 1 << i for i, r in enumerate(self._cond)}
         self._size_only = any(not r.content for r in self._cond)
@@ -112,6 +138,21 @@ class Matcher:
     def rules(self) -> tuple[Rule, ...]:
         """Every rule in match order (profile rules, then user strip rules, then user keeps)."""
         return self._rules
+
+    def for_image(self, paths: Iterable[str]) -> "Matcher":
+        """This matcher for one image whose final tree holds ``paths`` (absolute, normalised):
+        a conditional rule is on when some path matches one of its ``if_image_has`` globs (or
+        it has none) and no path matches one of its ``unless_image_has`` globs."""
+        if not self._conditional:
+            return self
+        found = present_globs({g for r in self._conditional
+                          for g in r.if_image_has + r.unless_image_has}, paths)
+        enabled = frozenset(r.id for r in self._conditional
+                            if (not r.if_image_has or found.intersection(r.if_image_has))
+                            and not found.intersection(r.unless_image_has))
+        if enabled == self._enabled:
+            return self
+        return Matcher(*self._args, enabled=enabled)
 
     def needs_content(self) -> bool:
         """True if some rule looks at content, so the scanner must sniff file heads."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slimmer.oci.layer import FILE_KINDS
 
@@ -23,6 +23,11 @@ class Rule:
 
     ``content`` and ``min_size`` only ever hold for regular files and hard links (judged by the
     file linked to); ``types`` still decides which of those two kinds the rule applies to.
+    ``if_image_has`` / ``unless_image_has`` make the whole rule depend on the image: it applies
+    only when some path of the image's final tree matches one of the first, and none matches
+    one of the second (``Matcher.for_image`` decides; an undecided matcher leaves it out).
+    They are left out of ``repr`` (which the options digest reads) and digested on their own
+    when set, so the digests of rules without them stay what they were.
     """
 
     id: str
@@ -33,6 +38,18 @@ class Rule:
     content: tuple[str, ...] = ()
     min_size: int = 0
     types: tuple[str, ...] = ENTRY_KINDS
+    if_image_has: tuple[str, ...] = field(default=(), repr=False)
+    unless_image_has: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def conditional(self) -> bool:
+        """True when whether the rule applies depends on what else the image holds."""
+        return bool(self.if_image_has or self.unless_image_has)
+
+
+#: Profile categories ``slim analyze`` knows: "ml" profiles are listed, with what each would
+#: save, for images that look like machine-learning images.
+CATEGORIES: tuple[str, ...] = ("ml",)
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,7 @@ class Profile:
     default: bool = False
     warning: str | None = None
     source: str = "builtin"
+    category: str | None = None
 
 
 @dataclass(frozen=True)

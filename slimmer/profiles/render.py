@@ -31,6 +31,10 @@ def _conditions(rule: Rule) -> list[str]:
         out.append("min size: " + format_size(rule.min_size, exact=True))
     if rule.types != ENTRY_KINDS:
         out.append("types: " + ", ".join(rule.types))
+    if rule.if_image_has:
+        out.append("only if the image has: " + "  ".join(rule.if_image_has))
+    if rule.unless_image_has:
+        out.append("not if the image has: " + "  ".join(rule.unless_image_has))
     return out
 
 
@@ -40,6 +44,8 @@ def render_profile(profile: Profile) -> str:
     lines = [head]
     if profile.source != "builtin":
         lines.append(f"source: {profile.source}")
+    if profile.category:
+        lines.append(f"category: {profile.category} (slim analyze lists it for such images)")
     if profile.warning:
         lines.append(f"warning: {profile.warning}")
     for rule in profile.rules:

@@ -35,6 +35,8 @@ class LayerReport:
     level: int | None = None
     #: Taken from the layer cache: its blob was already at the destination or mounted there.
     cached: bool = False
+    deduped_files: int = 0            # files written as hardlinks to an identical one
+    deduped_bytes: int = 0
 
 
 @dataclass
@@ -71,6 +73,12 @@ class ImageReport:
     #: For the added variant of ``--compression gzip+zstd`` ("zstd"): the same platform as
     #: the image before it, with other layer blobs. None for the first (gzip) variant.
     variant: str | None = None
+    #: --dedupe: {"files", "bytes", "groups": [{"size", "paths", "layer"}],
+    #: "cross_layer_bytes", "cross_layer": [{"size", "paths", "layers"}]}; None without it.
+    dedupe: dict[str, Any] | None = None
+    #: analyze of an ML image: {"stacks": [...], "profiles": {name: {"bytes", "chosen",
+    #: "warning"}}} for the profiles of category "ml"; None otherwise.
+    ml: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

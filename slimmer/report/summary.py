@@ -14,7 +14,7 @@ from slimmer.oci.model import Descriptor
 from slimmer.options import SlimOptions
 from slimmer.plan.image import removable_bytes
 from slimmer.plan.model import PASSTHROUGH, CudaLibrary, CudaStatus, ImagePlan, PlanOptions
-from slimmer.profiles import Matcher, Profile
+from slimmer.profiles import Matcher, Profile, detect_ml
 from slimmer.report.model import LARGEST, ImageReport, LayerReport
 from slimmer.report.tree import Fate, build_tree, profile_of, removed_fate
 
@@ -22,9 +22,11 @@ from slimmer.report.tree import Fate, build_tree, profile_of, removed_fate
 def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] | None,
                  indexes: Mapping[int, LayerIndex] | None,
                  other_profiles: Mapping[str, Profile], options: SlimOptions,
-                 manifest: Descriptor | None = None, variant: str | None = None) -> ImageReport:
+                 manifest: Descriptor | None = None, variant: str | None = None,
+                 ml_profiles: Sequence[Profile] = ()) -> ImageReport:
     """Summarise one planned (and possibly built) image; ``variant`` names the added
-    compression variant of a gzip+zstd result."""
+    compression variant of a gzip+zstd result. ``ml_profiles`` (analyze): the profiles of
+    category "ml" to list if the image looks like an ML image."""
     layers = []
     for n, out in enumerate(plan.layers):
         res = results[n] if results is not None else None
@@ -39,7 +41,9 @@ def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] |
             removed_files=len(out.removed), removed_bytes=out.removed_bytes,
             whiteouts=list(out.whiteouts),
             level=None if out.mode == PASSTHROUGH else options.level_for(out.compression),
-            cached=bool(res and res.from_cache)))
+            cached=bool(res and res.from_cache),
+            deduped_files=sum(len(g.paths) - 1 for g in out.deduped),
+            deduped_bytes=out.deduped_bytes))
     by_rule: dict[str, dict[str, int]] = {}
     by_profile: dict[str, dict[str, int]] = {}
     removed = plan.removed
@@ -83,7 +87,9 @@ def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] |
         why=dict(plan.why),
         cuda=[_cuda_line(c) for c in plan.cuda],
         cuda_summary=cuda_summary(plan.cuda, options) if options.cuda_arch else None,
-        variant=variant)
+        variant=variant,
+        dedupe=_dedupe(plan) if options.dedupe else None,
+        ml=_ml(plan, ml_profiles, by_profile, others) if ml_profiles else None)
 
 
 def _fates(plan: ImagePlan, indexes: Mapping[int, LayerIndex]) -> Iterator[tuple[str, int, str]]:
@@ -160,3 +166,34 @@ def cuda_warnings(plans: Sequence[ImagePlan]) -> list[str]:
                    "their size is unchanged but the sha256 in *.dist-info/RECORD no longer "
                    "matches (pip-style RECORD verification will see them changed)")
     return out
+
+
+def _dedupe(plan: ImagePlan) -> dict[str, Any]:
+    """What --dedupe linked, per group, and the identical copies left in different layers."""
+    groups: list[dict[str, Any]] = [{"size": g.size, "paths": list(g.paths), "layer": n}
+                                    for n, out in enumerate(plan.layers) for g in out.deduped]
+    cross = plan.cross_layer or []
+    return {"files": sum(len(out.deduped[i].paths) - 1 for out in plan.layers
+                         for i in range(len(out.deduped))),
+            "bytes": sum(out.deduped_bytes for out in plan.layers), "groups": groups,
+            "cross_layer_bytes": sum(c.extra for c in cross),
+            "cross_layer": [{"size": c.size, "paths": list(c.paths), "layers": list(c.layers)}
+                            for c in cross]}
+
+
+def _ml(plan: ImagePlan, profiles: Sequence[Profile],
+        by_profile: Mapping[str, Mapping[str, int]],
+        others: Mapping[str, int]) -> dict[str, Any] | None:
+    """For an image that looks like an ML image: its stacks and what each "ml" profile removes
+    (chosen) or would remove (not chosen)."""
+    if plan.final is None:
+        return None
+    stacks = detect_ml("/" + p for p in plan.final.entries if p)
+    if not stacks:
+        return None
+    table = {}
+    for p in profiles:
+        chosen = p.name not in others
+        size = by_profile.get(p.name, {}).get("bytes", 0) if chosen else others[p.name]
+        table[p.name] = {"bytes": size, "chosen": chosen, "warning": p.warning}
+    return {"stacks": stacks, "profiles": table}

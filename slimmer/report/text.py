@@ -3,11 +3,39 @@
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 from slimmer.oci.digest import short
-from slimmer.report.model import ImageReport, Report
+from slimmer.report.model import LARGEST, ImageReport, Report
 from slimmer.units import format_duration
 from slimmer.units import format_size as human
+
+
+def _dedupe_lines(d: dict[str, Any]) -> list[str]:
+    lines = [f"  deduplicated: {d['files']} files written as hardlinks to an identical file "
+             f"({len(d['groups'])} groups), {human(d['bytes'])} saved"]
+    for g in sorted(d["groups"], key=lambda g: -g["size"] * (len(g["paths"]) - 1))[:LARGEST]:
+        lines.append(f"    {human(g['size']):>10} x{len(g['paths'])}  /{g['paths'][0]}"
+                     f"  (layer {g['layer']})")
+    if d["cross_layer_bytes"]:
+        lines.append(f"  identical files left in different layers: "
+                     f"{human(d['cross_layer_bytes'])} in {len(d['cross_layer'])} sets "
+                     "(lower layers are not rewritten for them)")
+        for c in d["cross_layer"][:LARGEST]:
+            lines.append(f"    {human(c['size']):>10} x{len(c['paths'])}  /{c['paths'][0]}  "
+                         f"(layers {', '.join(str(n) for n in sorted(set(c['layers'])))})")
+    return lines
+
+
+def _ml_lines(ml: dict[str, Any]) -> list[str]:
+    lines = [f"  ML image ({', '.join(ml['stacks'])}); profiles for ML images:"]
+    for name, v in sorted(ml["profiles"].items()):
+        what = "removes" if v["chosen"] else ("would remove" if v["bytes"] else "does not apply")
+        line = f"    {name:<20} {what:<14} {human(v['bytes']):>10}"
+        if v["bytes"] and not v["chosen"] and v["warning"]:
+            line += f"  (warning: {v['warning']})"
+        lines.append(line)
+    return lines
 
 
 def render_text(report: Report) -> str:
@@ -75,9 +103,16 @@ def render_text(report: Report) -> str:
         for (rule, keep), count in sorted(by_keep.items()):
             lines.append(f"  kept {count} files matched by {rule}: keep rule {keep}")
         _cuda(img, lines)
-        if img.other_profiles:
+        if img.dedupe is not None:
+            lines.extend(_dedupe_lines(img.dedupe))
+        listed = set()
+        if img.ml is not None:
+            lines.extend(_ml_lines(img.ml))
+            listed = set(img.ml["profiles"])
+        others = {k: v for k, v in img.other_profiles.items() if k not in listed}
+        if others:
             lines.append("  profiles not chosen would also remove:")
-            for name, size in sorted(img.other_profiles.items()):
+            for name, size in sorted(others.items()):
                 lines.append(f"    {name:<20} {human(size):>10}")
     for w in report.warnings:
         lines.append(f"warning: {w}")

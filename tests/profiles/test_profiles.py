@@ -26,7 +26,8 @@ from slimmer.profiles import (
     select_profiles,
 )
 
-BUILTIN_NAMES = ["caches", "compilers", "docs", "locales", "model-weights", "pycache", "tests"]
+BUILTIN_NAMES = ["caches", "compilers", "cuda-devel", "docs", "foreign-backends", "locales",
+                 "model-weights", "pycache", "python-headers", "tests", "triton-compile"]
 MiB = 1024 * 1024
 
 

@@ -22,7 +22,8 @@ def run(tars: Sequence[bytes], options: PlanOptions, matcher: Any = None,
     src = MemSource(tars, config, history=history)
     image = src.image
     facts = matcher is not None or bool(explain)
-    indexes = {i: scan_layer(ly, sniff, 0, 4096, closure_facts=facts)
+    hash_min = options.dedupe_min_size if options.dedupe else None
+    indexes = {i: scan_layer(ly, sniff, 0, 4096, closure_facts=facts, hash_min=hash_min)
                for i, ly in enumerate(image.layers)}
     plan = plan_image([ly.descriptor.size for ly in image.layers],
                       [ly.descriptor.media_type for ly in image.layers],
