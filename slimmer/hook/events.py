@@ -42,8 +42,10 @@ class EventError(InputError, ValueError):
 class PushEvent:
     """A manifest or index pushed under a tag, as the registry reported it.
 
-    ``registry`` is the address the registry advertised (``HOST[:PORT]``), if any;
-    ``media_type`` is None when the sender does not say (Harbor).
+    ``registry`` is the address the registry advertised (``HOST[:PORT]``), if any, and
+    ``also`` any other host the event names (``request.host`` when it differs from
+    ``target.url``): every one of them must be served; ``media_type`` is None when the sender
+    does not say (Harbor).
     """
 
     repository: str
@@ -54,6 +56,7 @@ class PushEvent:
     user_agent: str | None = None
     event_id: str | None = None
     sender: str = "distribution"
+    also: tuple[str, ...] = ()
 
 
 @dataclass
@@ -138,7 +141,8 @@ def _distribution(doc: dict[str, Any]) -> Parsed:
             out.skipped.append("push by digest (no tag)")
             continue
         size = target.get("size", 0)
-        registry = _registry_of(_str(target.get("url")), _str(request.get("host")))
+        named = _registries(_str(target.get("url")), _str(request.get("host")))
+        registry = named[0] if named else None
         why = _invalid(repository, tag, digest, registry)
         if why is None and (not isinstance(size, int) or isinstance(size, bool)
                             or not 0 <= size <= MAX_MANIFEST_SIZE):
@@ -149,21 +153,25 @@ def _distribution(doc: dict[str, Any]) -> Parsed:
         assert repository and tag and digest
         out.pushes.append(PushEvent(repository, tag, digest, registry, media_type,
                                     _str(request.get("useragent")), _str(event.get("id")),
-                                    "distribution"))
+                                    "distribution", tuple(named[1:])))
     return out
 
 
-def _registry_of(url: str | None, host: str | None) -> str | None:
-    """``HOST[:PORT]`` from the event's ``target.url``, else ``request.host`` (only a name
-    to compare with the served registries: the hook never connects to it)."""
+def _registries(url: str | None, host: str | None) -> list[str]:
+    """The hosts (``HOST[:PORT]``) an event names: ``target.url``'s, then ``request.host`` if
+    it is another (only names to compare with the served registries: the hook never connects
+    to them)."""
+    named: list[str] = []
     if url:
         try:
             netloc = urllib.parse.urlsplit(url).netloc
         except ValueError:
-            return url[:255]          # not a URL: fails the registry-name check
+            netloc = url[:255]        # not a URL: fails the registry-name check
         if netloc:
-            return netloc.rsplit("@", 1)[-1]
-    return host
+            named.append(netloc.rsplit("@", 1)[-1])
+    if host and host.lower() not in (n.lower() for n in named):
+        named.append(host)
+    return named
 
 
 def _harbor(data: Any, kind: Any, push_type: str) -> Parsed:

@@ -120,11 +120,13 @@ class Hook:
                      extra=what)
             return Outcome.OWN, {**what, "reason": "pushed by slimmer-hook (User-Agent)"}
         host = self.served.match(push.registry)
-        if host is None:
-            named = push.registry or "no registry"
+        stray = None if host is None else next(
+            (n for n in push.also if self.served.match(n) is None), None)
+        if host is None or stray is not None:
+            named = stray or push.registry or "no registry"
             reason = f"the event names {named}, which this hook does not serve"
             log.warning("ignored push %s:%s: %s", push.repository, push.tag, reason,
-                        extra={**what, "named": push.registry, "reason": reason})
+                        extra={**what, "named": named, "reason": reason})
             return Outcome.FOREIGN, {**what, "reason": reason}
         registry = self.served.reach(host)
         aliases = [n for n in (host, push.registry) if n and n != registry]

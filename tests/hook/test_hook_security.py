@@ -91,7 +91,8 @@ def test_events_naming_other_hosts_never_reach_them(secure: Stack, trap: Trap) -
     bodies = [
         {"events": [event(trap.host, trap.host)]},                 # both name the trap
         {"events": [event(trap.host)]},                            # only request.host
-        {"events": [event(secure.registry.host, trap.host)]},      # target.url wins
+        {"events": [event(secure.registry.host, trap.host)]},      # only target.url
+        {"events": [event(trap.host, secure.registry.host)]},      # served url, foreign host
         {"type": "PUSH_ARTIFACT", "event_data": {
             "resources": [{"digest": DIGEST, "tag": "1.0",
                            "resource_url": f"{trap.host}/team/app:1.0"}],
@@ -107,7 +108,7 @@ def test_events_naming_other_hosts_never_reach_them(secure: Stack, trap: Trap) -
     assert trap.connections == []
     assert secure.store.recent(10) == []
     assert len([w for w in warnings(secure) if "does not serve" in w]) == len(bodies)
-    assert 'slimmer_hook_events_total{outcome="foreign"} 4' in secure.metrics()
+    assert 'slimmer_hook_events_total{outcome="foreign"} 5' in secure.metrics()
 
 
 def test_a_job_naming_another_host_fails_without_a_connection(secure: Stack,
