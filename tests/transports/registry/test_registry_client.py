@@ -119,11 +119,19 @@ def test_unknown_tag_and_repo() -> None:
         RegistrySource(RegistryRef(HOST, "team/app", "nope"), fake.options()).resolve()
 
 
-def test_blob_redirect_does_not_leak_authorization() -> None:
-    fake = FakeRegistry(redirect_blobs=True, basic=("u", "p"))
+@pytest.mark.parametrize("auth", ["basic", "bearer"])
+def test_blob_redirect_does_not_leak_authorization(auth: str) -> None:
+    """Neither the password nor a bearer token follows a blob redirect to another host."""
+    if auth == "basic":
+        fake = FakeRegistry(redirect_blobs=True, basic=("u", "p"))
+    else:
+        fake = FakeRegistry(redirect_blobs=True, bearer=True)
     _, layer = _image(fake)
     source = RegistrySource(REF, fake.options(creds="u:p"))
     assert _read_layer(source) == layer
+    if auth == "bearer":
+        assert any(r.headers.get("authorization", "").startswith("Bearer tok")
+                   for r in fake.log if r.url.host != "storage.test")
     storage = [r for r in fake.log if r.url.host == "storage.test"]
     assert storage and all("authorization" not in r.headers for r in storage)
 
