@@ -112,3 +112,18 @@ def test_why_explains_removed_protected_kept_and_absent() -> None:
     # /etc/passwd is a system file the closure keeps, although --strip names it
     assert plan.why.get("/etc/passwd") is None
     assert "etc/passwd" in {o.path for o in plan.overrides}
+
+
+def test_closure_wins_over_a_profile_rule_as_over_a_glob() -> None:
+    """A profile's rule, not only a user's --strip, that names a library the image loads."""
+    from slimmer.profiles.loader import parse_profile
+    profile = parse_profile({"name": "libs", "description": "every shared library",
+                             "rule": [{"id": "libs.so", "strip": [f"/{LIBDIR}/lib*"]}]},
+                            "test")
+    sink, plan = run(_libs_image(), GZIP, Matcher([profile]), config={"Cmd": ["/usr/bin/app"]})
+    fs = final_fs(sink.layer_tars())
+    assert {f"{LIBDIR}/libz.so.1.2.13", f"{LIBDIR}/libz.so.1", f"{LIBDIR}/libc.so.6"} <= set(fs)
+    assert f"{LIBDIR}/libzstd.so.1" not in fs
+    libz = {o.path: o for o in plan.overrides}[f"{LIBDIR}/libz.so.1.2.13"]
+    assert libz.kind == OverrideKind.PROTECTED and libz.rule == "libs.so"
+    assert {r.path for r in plan.removed} == {f"{LIBDIR}/libzstd.so.1", f"{LIBDIR}/libc.a"}
