@@ -110,7 +110,7 @@ def fate_label(fate: str, analyze: bool) -> str:
     if fate == Fate.KEPT:
         return "kept"
     if fate == Fate.PROTECTED:
-        return "protected (a keep rule or the entrypoint won over a strip rule)"
+        return "protected (a strip rule matched; a keep rule or the static closure won)"
     if fate == Fate.SHADOWED:
         return f"{verb}, not visible in the input (shadowed by a later layer)"
     return f"{verb} by {fate.partition(':')[2]}"
