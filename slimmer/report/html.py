@@ -1,6 +1,7 @@
 """The report as one self-contained HTML page (``--html FILE``): a summary, a zoomable treemap
 of the input's files coloured by fate, per-layer bars, tables of removed files and overrides,
-and what the profiles not chosen would save. Everything comes from the ``Report``.
+what the profiles not chosen would save, and the cold start of source and result when it was
+measured (``report.coldstart_html``). Everything comes from the ``Report``.
 
 The page works offline and loads nothing, and names from the image are text, never markup:
 the shell, the escaping and the atomic write are ``report.markup``'s, shared with the
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from slimmer.oci.digest import short
+from slimmer.report.coldstart_html import coldstart_section, summary_rows
 from slimmer.report.markup import display, esc, json_block, page_shell, swatch, write_atomic
 from slimmer.report.model import SCHEMA, ImageReport, Report
 from slimmer.report.tree import Fate, profile_of, removed_fate
@@ -91,7 +93,8 @@ def fate_colours(report: Report) -> dict[str, str]:
 
 
 def section_summary(page: Page, img: ImageReport) -> str:
-    """Bytes before and after, compressed and unpacked; files; layers; what went."""
+    """Bytes before and after, compressed and unpacked; files; layers; the cold start when
+    it was measured (``slim push --coldstart``); what went."""
     tar_before = sum(ly.tar_before or 0 for ly in img.layers)
     tar_after = sum(ly.tar_after or 0 for ly in img.layers)
     inputs = sum(len(ly.inputs) for ly in img.layers)
@@ -105,6 +108,9 @@ def section_summary(page: Page, img: ImageReport) -> str:
         visible = sum(n for f, n in counts.items() if f != Fate.SHADOWED)
         kept = counts.get(Fate.KEPT, 0) + counts.get(Fate.PROTECTED, 0)
         rows.append(("files", f"{visible:,}", f"{kept:,}"))
+    measured = page.report.coldstart
+    if measured is not None:
+        rows.extend(summary_rows(measured, img.source_digest, img.digest))
     body = "".join(f'<tr><th>{esc(k)}</th><td class="num">{esc(b)}</td>'
                    f'<td class="num">{esc(a)}</td></tr>' for k, b, a in rows)
     verb = "would remove" if page.analyze else "removed"
@@ -267,6 +273,9 @@ def render_html(report: Report, *,
         body.append(f'<section class="image"><h2>{esc(title)}</h2>')
         body.extend(section(page, img) for section in image_sections)
         body.append("</section>")
+    if report.coldstart is not None:
+        body.append('<section class="coldstart"><h2>Cold start: source and result</h2>'
+                    f'{coldstart_section(report.coldstart)}</section>')
     body.append(f'<p class="note">slimmer {esc(slimmer_version())}, {esc(SCHEMA)}</p>')
     return page_shell("slimmer report: " + report.source, "".join(body))
 
