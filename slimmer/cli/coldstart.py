@@ -108,20 +108,30 @@ def coldstart_flags(f: Callable[..., Any]) -> Callable[..., Any]:
 @coldstart_flags
 @click.option("--json", "json_out", metavar="FILE|-",
               help="Write the results as JSON to FILE, or '-' for stdout.")
+@click.option("--html", "html_out", metavar="FILE",
+              help="Write the results as one self-contained HTML page to FILE.")
 @registry_options
-def coldstart(images: tuple[str, ...], json_out: str | None, **kw: Any) -> None:
+def coldstart(images: tuple[str, ...], json_out: str | None, html_out: str | None,
+              **kw: Any) -> None:
     """Measure how fast each IMAGE pulls, unpacks and starts from an empty content store.
 
     With containerd + runc as root: a private containerd per run, images served from a
     private registry on 127.0.0.1. Otherwise the built-in proxy (pull + decompress + untar).
+    --json and --html files are checked before the run and written after it.
     """
     from slimmer import api
 
     def go() -> None:
         options = options_from_flags(kw)
         check_output_file(json_out, "--json")
+        check_output_file(html_out, "--html")
         with sigterm_as_interrupt():
             report = api.coldstart(list(images), options, registry=registry_from_flags(kw))
+        # Images that did not start are results too: the files say why, then exit 1.
+        if html_out:
+            from slimmer.report.coldstart_html import render_coldstart_html
+            write_output(html_out, render_coldstart_html(report).encode("utf-8"),
+                         "cold-start page")
         if json_out:
             text = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
             if json_out == "-":

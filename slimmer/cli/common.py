@@ -117,7 +117,7 @@ def check_output_file(path: str | None, flag: str) -> None:
 
 def write_output(path: str, data: bytes, what: str) -> None:
     """Write ``data`` to ``path`` atomically (temp file, then rename); OutputError on failure."""
-    from slimmer.report.html import write_atomic
+    from slimmer.report.markup import write_atomic
     try:
         write_atomic(path, data)
     except OSError as exc:

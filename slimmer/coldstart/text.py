@@ -1,9 +1,11 @@
 """The human form of a cold-start measurement: one column per image, one row per quantity,
-and the ratio to the first image when two are compared."""
+and the ratio to the first image when two are compared. The quantities, their labels and
+formats, and the runtime's description are shared with the HTML page."""
 
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from typing import Callable
 
 from slimmer.coldstart.model import ColdstartReport, ImageColdstart
@@ -30,7 +32,8 @@ def describe_readiness(report: ColdstartReport) -> str:
     return f"{what} exits 0"
 
 
-def _footnote(report: ColdstartReport) -> str:
+def modelled_note(report: ColdstartReport) -> str:
+    """What the modelled total is, and why it differs from the measured one."""
     how = ("the runs pull from a private registry on 127.0.0.1"
            if report.runtime == "containerd" else
            "the proxy copies blobs from the source: a local read for a layout")
@@ -38,12 +41,44 @@ def _footnote(report: ColdstartReport) -> str:
             f"({how})")
 
 
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else format_duration(value)
-
-
-def _ratio(a: float | None, b: float | None) -> str:
+def ratio(a: float | None, b: float | None) -> str:
+    """``a / b`` as ``0.66x``, or ``-`` when either is missing."""
     return f"{a / b:.2f}x" if a is not None and b else "-"
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One row of the table: its label, how to read it from an image and how to show it;
+    ``timed`` ones have no value for an image that has no run."""
+
+    label: str
+    get: Callable[[ImageColdstart], float | None]
+    fmt: Callable[[float], str]
+    timed: bool = True
+
+    def value(self, img: ImageColdstart) -> float | None:
+        return None if self.timed and not img.runs else self.get(img)
+
+    def cell(self, img: ImageColdstart) -> str:
+        value = self.value(img)
+        return "-" if value is None else self.fmt(value)
+
+
+def quantities(report: ColdstartReport) -> list[Quantity]:
+    """Sizes, median phases, the median total and the total modelled at the bandwidth."""
+    return [
+        Quantity("compressed", lambda i: i.compressed_bytes, lambda v: format_size(int(v)),
+                 False),
+        Quantity("unpacked", lambda i: i.unpacked_bytes, lambda v: format_size(int(v)), False),
+        Quantity("files", lambda i: i.files, lambda v: f"{int(v):,}", False),
+        Quantity("layers", lambda i: i.layers, lambda v: str(int(v)), False),
+        Quantity("pull", lambda i: i.median("pull"), format_duration),
+        Quantity("unpack", lambda i: i.median("unpack"), format_duration),
+        Quantity("start", lambda i: i.median("start"), format_duration),
+        Quantity("total", lambda i: i.median("total"), format_duration),
+        Quantity(f"at {format_bandwidth(report.bandwidth)}*",
+                 lambda i: i.modelled_total(report.bandwidth), format_duration),
+    ]
 
 
 def render_text(report: ColdstartReport, indent: str = "") -> str:
@@ -57,28 +92,15 @@ def render_text(report: ColdstartReport, indent: str = "") -> str:
         role = f" ({img.role})" if img.role else ""
         lines.append(f"  [{n}]{role} {img.image} {short(img.digest)} {img.platform or ''}"
                      .rstrip())
-    rows: list[tuple[str, Callable[[ImageColdstart], float | None], Callable[..., str]]] = [
-        ("compressed", lambda i: i.compressed_bytes, lambda v: format_size(int(v))),
-        ("unpacked", lambda i: i.unpacked_bytes, lambda v: format_size(int(v))),
-        ("files", lambda i: i.files, lambda v: f"{int(v):,}"),
-        ("layers", lambda i: i.layers, lambda v: str(int(v))),
-        ("pull", lambda i: i.median("pull"), _seconds),
-        ("unpack", lambda i: i.median("unpack"), _seconds),
-        ("start", lambda i: i.median("start"), _seconds),
-        ("total", lambda i: i.median("total"), _seconds),
-        (f"at {format_bandwidth(report.bandwidth)}*",
-         lambda i: i.modelled_total(report.bandwidth), _seconds),
-    ]
     pair = len(report.images) == 2
     head = f"  {'':<18}" + "".join(f"{f'[{n}]':>14}" for n in range(1, len(report.images) + 1))
     lines.append(head + (f"{'[2]/[1]':>10}" if pair else ""))
-    for label, get, fmt in rows:
-        values = [get(i) if i.runs or label in ("compressed", "unpacked", "files", "layers")
-                  else None for i in report.images]
-        cells = "".join(f"{('-' if v is None else fmt(v)):>14}" for v in values)
-        ratio = f"{_ratio(values[1], values[0]):>10}" if pair else ""
-        lines.append(f"  {label:<18}{cells}{ratio}")
-    lines.append(f"  {_footnote(report)}")
+    for q in quantities(report):
+        cells = "".join(f"{q.cell(i):>14}" for i in report.images)
+        values = [q.value(i) for i in report.images]
+        last = f"{ratio(values[1], values[0]):>10}" if pair else ""
+        lines.append(f"  {q.label:<18}{cells}{last}")
+    lines.append(f"  {modelled_note(report)}")
     for n, img in enumerate(report.images, 1):
         if img.ok:
             continue

@@ -1,33 +1,31 @@
 """The report as one self-contained HTML page (``--html FILE``): a summary, a zoomable treemap
 of the input's files coloured by fate, per-layer bars, tables of removed files and overrides,
-and what the profiles not chosen would save. Everything comes from the ``Report``.
+what the profiles not chosen would save, and the cold start of source and result when it was
+measured (``report.coldstart_html``). Everything comes from the ``Report``.
 
-The page works offline and loads nothing: its style and script are inlined and allowed by
-hash in its Content-Security-Policy, nothing else is. Names from the image are data: they are
-shown as text (undecodable bytes as ``\\xNN``, control characters as escapes), never markup.
+The page works offline and loads nothing, and names from the image are text, never markup:
+the shell, the escaping and the atomic write are ``report.markup``'s, shared with the
+cold-start page.
 
 A page is a header plus, per image, the ``image_sections`` in order; a front with more
-results (cold start) passes its own section functions after the default ones.
+results passes its own section functions after the default ones.
 """
-
 from __future__ import annotations
 
-import base64
-import hashlib
-import html
-import json
-import os
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Callable, Sequence
 
 from slimmer.oci.digest import short
+from slimmer.report.coldstart_html import coldstart_section, summary_rows
+from slimmer.report.markup import display, esc, json_block, page_shell, swatch, write_atomic
 from slimmer.report.model import SCHEMA, ImageReport, Report
 from slimmer.report.tree import Fate, profile_of, removed_fate
 from slimmer.report.treemap import Treemap
-from slimmer.transports.layout.files import create_temp, fsync_dir, unlink_quietly
 from slimmer.units import format_size
 from slimmer.version import slimmer_version
+
+__all__ = ["IMAGE_SECTIONS", "ImageSection", "Page", "display", "esc", "render_html",
+           "write_atomic", "write_html"]
 
 #: At most this many removed files (the largest) and overrides go into a page's tables; the
 #: JSON report lists all of them.
@@ -36,39 +34,6 @@ TABLE_ROWS = 20_000
 FIXED_COLOURS = {Fate.KEPT: "#b8c2cc", Fate.PROTECTED: "#3a9d5d", Fate.SHADOWED: "#e7b416"}
 PROFILE_COLOURS = ("#d9534f", "#8e6bbf", "#ff7f0e", "#e377c2", "#17becf", "#8c564b",
                    "#bcbd22", "#1f77b4")
-
-# Characters shown as escapes: C0/C1 controls, DEL, and the bidirectional controls that
-# could make a name read as another.
-_ESCAPED = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
-_ESCAPED.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
-_ESCAPED.update({c: f"\\u{c:04x}" for c in [0x200E, 0x200F, *range(0x202A, 0x202F),
-                                            *range(0x2066, 0x206A)]})
-
-
-def display(text: str) -> str:
-    """A name from the image as readable, unambiguous text (any Python str, including the
-    surrogate escapes of undecodable bytes)."""
-    raw = text.encode("utf-8", "surrogateescape")
-    return raw.decode("utf-8", "backslashreplace").translate(_ESCAPED)
-
-
-def esc(text: str) -> str:
-    """``display(text)`` escaped for HTML text and attribute values."""
-    return html.escape(display(text), quote=True)
-
-
-def _json_block(doc: Any) -> str:
-    """JSON that is safe inside ``<script type="application/json">``."""
-    return (json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
-            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
-
-
-def _asset(name: str) -> str:
-    return resources.files("slimmer.report").joinpath("assets", name).read_text("utf-8")
-
-
-def _csp_hash(text: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
 @dataclass
@@ -98,7 +63,7 @@ class Page:
         return (f'<div class="datatable" data-src="{data_id}">{note_html}'
                 f'<div class="tools"><input type="search" placeholder="filter" '
                 f'aria-label="{esc(label)}"><span class="count"></span></div></div>'
-                f'<script type="application/json" id="{data_id}">{_json_block(doc)}</script>')
+                f'<script type="application/json" id="{data_id}">{json_block(doc)}</script>')
 
 
 ImageSection = Callable[[Page, ImageReport], str]
@@ -110,7 +75,7 @@ def fate_label(fate: str, analyze: bool) -> str:
     if fate == Fate.KEPT:
         return "kept"
     if fate == Fate.PROTECTED:
-        return "protected (a keep rule or the entrypoint won over a strip rule)"
+        return "protected (a strip rule matched; a keep rule or the static closure won)"
     if fate == Fate.SHADOWED:
         return f"{verb}, not visible in the input (shadowed by a later layer)"
     return f"{verb} by {fate.partition(':')[2]}"
@@ -127,13 +92,9 @@ def fate_colours(report: Report) -> dict[str, str]:
     return colours
 
 
-def _swatch(colour: str) -> str:
-    return f'<svg viewBox="0 0 14 14" aria-hidden="true"><rect width="14" height="14" ' \
-           f'fill="{colour}"/></svg>'
-
-
 def section_summary(page: Page, img: ImageReport) -> str:
-    """Bytes before and after, compressed and unpacked; files; layers; what went."""
+    """Bytes before and after, compressed and unpacked; files; layers; the cold start when
+    it was measured (``slim push --coldstart``); what went."""
     tar_before = sum(ly.tar_before or 0 for ly in img.layers)
     tar_after = sum(ly.tar_after or 0 for ly in img.layers)
     inputs = sum(len(ly.inputs) for ly in img.layers)
@@ -147,6 +108,9 @@ def section_summary(page: Page, img: ImageReport) -> str:
         visible = sum(n for f, n in counts.items() if f != Fate.SHADOWED)
         kept = counts.get(Fate.KEPT, 0) + counts.get(Fate.PROTECTED, 0)
         rows.append(("files", f"{visible:,}", f"{kept:,}"))
+    measured = page.report.coldstart
+    if measured is not None:
+        rows.extend(summary_rows(measured, img.source_digest, img.digest))
     body = "".join(f'<tr><th>{esc(k)}</th><td class="num">{esc(b)}</td>'
                    f'<td class="num">{esc(a)}</td></tr>' for k, b, a in rows)
     verb = "would remove" if page.analyze else "removed"
@@ -170,7 +134,7 @@ def section_treemap(page: Page, img: ImageReport) -> str:
     if img.tree["root"]["size"] == 0:
         return head + '<p class="empty">This image has no files.</p>'
     used = set(img.tree["bytes"])
-    legend = "".join(f'<li data-fate="{esc(f)}">{_swatch(c)}<span>{esc(fate_label(f, page.analyze))}'
+    legend = "".join(f'<li data-fate="{esc(f)}">{swatch(c)}<span>{esc(fate_label(f, page.analyze))}'
                      f'</span></li>' for f, c in page.colours.items() if f in used)
     treemap = Treemap(img.tree, page.colours, esc, page.new_id("tm"))
     cut = format_size(img.tree["cut"])
@@ -309,17 +273,11 @@ def render_html(report: Report, *,
         body.append(f'<section class="image"><h2>{esc(title)}</h2>')
         body.extend(section(page, img) for section in image_sections)
         body.append("</section>")
+    if report.coldstart is not None:
+        body.append('<section class="coldstart"><h2>Cold start: source and result</h2>'
+                    f'{coldstart_section(report.coldstart)}</section>')
     body.append(f'<p class="note">slimmer {esc(slimmer_version())}, {esc(SCHEMA)}</p>')
-    css, js = _asset("report.css"), _asset("report.js")
-    csp = (f"default-src 'none'; script-src {_csp_hash(js)}; style-src {_csp_hash(css)}; "
-           "img-src 'none'; connect-src 'none'; font-src 'none'; base-uri 'none'; "
-           "form-action 'none'")
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{esc("slimmer report: " + report.source)}</title>'
-            f'<style>{css}</style></head><body>{"".join(body)}<script>{js}</script>'
-            '</body></html>\n')
+    return page_shell("slimmer report: " + report.source, "".join(body))
 
 
 def write_html(report: Report, path: str, *,
@@ -327,19 +285,3 @@ def write_html(report: Report, path: str, *,
     """Render the page and write it to ``path`` atomically (temp file, then rename): a
     failure leaves no page, or the old one, never half of one. Raises OSError."""
     write_atomic(path, render_html(report, image_sections=image_sections).encode("utf-8"))
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same directory and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = create_temp(directory, "." + os.path.basename(path) + ".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        unlink_quietly(temp)
-        raise
-    fsync_dir(directory)

@@ -20,7 +20,7 @@ class Fate(StrEnum):
     ``removed:PROFILE`` (see ``removed_fate``)."""
 
     KEPT = "kept"
-    PROTECTED = "protected"     # a strip rule matched, a keep rule or the entrypoint won
+    PROTECTED = "protected"     # a strip rule matched, a keep rule or the static closure won
     SHADOWED = "shadowed"       # removed, but not visible in the input anyway
     REMOVED = "removed"
 

@@ -1,12 +1,15 @@
 """``--html`` and ``--json`` files from ``slim push``/``analyze``: written after a run that
-succeeded, never by one that failed, checked before the run; and the progress display: rows
-with bytes, speed and time left on a terminal, nothing elsewhere."""
+succeeded, never by one that failed, checked before the run, the cold start of ``--coldstart``
+in the page's summary; and the progress display: rows with bytes, speed and time left on a
+terminal, nothing elsewhere."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -16,6 +19,7 @@ from click.testing import CliRunner
 
 from slimmer.cli import main
 from slimmer.cli.progress import Progress
+from slimmer.units import format_duration
 
 from support import REPO
 
@@ -37,6 +41,24 @@ def test_push_and_analyze_write_the_page(tmp_path: Path) -> None:
     text = (tmp_path / "a.html").read_text("utf-8")
     assert "Profiles not chosen would also remove" in text
     assert sorted(os.listdir(tmp_path)) == ["a.html", "o", "push.html", "r.json"]
+
+
+def test_push_coldstart_puts_the_measurement_in_the_summary(tmp_path: Path) -> None:
+    """A real measurement (the built-in proxy, one run each): the page's summary rows are
+    the source's and the result's median totals from the same report as the JSON."""
+    page, doc = tmp_path / "push.html", tmp_path / "r.json"
+    r = CliRunner().invoke(main, ["push", f"oci:{EXAMPLE}:latest", f"oci:{tmp_path}/o:v",
+                                  "--coldstart", "--coldstart-runs", "1", "--runtime", "proxy",
+                                  "--html", str(page), "--json", str(doc)])
+    assert r.exit_code == 0, r.output
+    measured = {i["role"]: i for i in json.loads(doc.read_text())["coldstart"]["images"]}
+    text = page.read_text("utf-8")
+    row = re.search(r"<tr><th>cold start \(median total\)</th><td class=\"num\">([^<]+)</td>"
+                    r"<td class=\"num\">([^<]+)</td></tr>", text)
+    assert row, text
+    assert row.groups() == (format_duration(measured["source"]["median"]["total"]),
+                            format_duration(measured["result"]["median"]["total"]))
+    assert "<h2>Cold start: source and result</h2>" in text and "built-in proxy" in text
 
 
 def test_a_failed_run_writes_no_page(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """``slim coldstart`` without containerd: the built-in proxy on a layout and on a registry image,
-the fallback note on a machine without containerd, and bad input (one line, exit 2 or 1)."""
+the fallback note on a machine without containerd, its ``--html`` page (checked before the run,
+written after it, atomically), and bad input (one line, exit 2 or 1)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from typing import Iterator
 import pytest
 from click.testing import CliRunner
 
+from slimmer import api
 from slimmer.cli import main
 from slimmer.coldstart import session
 from slimmer.errors import RuntimeUnavailableError
 
 from support import REPO
+from support.coldstart_results import comparison, did_not_start
 from support.imagetools import read_manifest
 from support.registry_server import Registry, missing, run_registry, skopeo
 
@@ -169,3 +172,58 @@ def test_bad_images_are_one_line_errors(tmp_path: Path) -> None:
                                   "--json", str(tmp_path / "missing" / "r.json")])
     assert r.exit_code == 2 and "no such directory" in r.output   # checked before the run
     assert not (tmp_path / "missing").exists()
+
+
+def test_the_page_is_written_after_the_run(tmp_path: Path) -> None:
+    page, doc = tmp_path / "c.html", tmp_path / "c.json"
+    r = CliRunner().invoke(main, ["coldstart", f"oci:{EXAMPLE}:latest", "--runtime", "proxy",
+                                  "--runs", "1", "--html", str(page), "--json", str(doc)])
+    assert r.exit_code == 0, r.output
+    assert "built-in proxy" in r.output                       # the table is still printed
+    text = page.read_text("utf-8")
+    assert text.startswith("<!DOCTYPE html>") and "<h1>slimmer cold start</h1>" in text
+    assert f"oci:{EXAMPLE}:latest" in text and 'class="coldstart-chart"' in text
+    assert "built-in proxy (pull + decompress + untar; the image is not run)" in text
+    assert f">{json.loads(doc.read_text())['images'][0]['files']:,}<" in text
+    assert sorted(os.listdir(tmp_path)) == ["c.html", "c.json"]
+
+
+def test_a_page_that_cannot_be_written_fails_before_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_now(*_: object, **__: object) -> None:
+        raise AssertionError("measured although --html cannot be written")
+    monkeypatch.setattr(api, "coldstart", not_now)
+    for bad, words in ((tmp_path / "no" / "c.html", "no such directory"),
+                       (tmp_path, "is a directory")):
+        r = CliRunner().invoke(main, ["coldstart", f"oci:{EXAMPLE}:latest", "--html", str(bad)])
+        assert r.exit_code == 2, r.output
+        assert r.output.count("\n") == 1 and f"--html {bad}: {words}" in r.output
+    assert os.listdir(tmp_path) == []
+
+
+def test_images_that_did_not_start_are_on_the_page_and_it_exits_1(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    measured = comparison()
+    measured.images[1] = did_not_start("oci:slim:v1")
+    monkeypatch.setattr(api, "coldstart", lambda *_, **__: measured)
+    page = tmp_path / "c.html"
+    r = CliRunner().invoke(main, ["coldstart", "oci:orig:v1", "oci:slim:v1", "--html",
+                                  str(page)])
+    assert r.exit_code == 1
+    assert "slim: error: 1 of 2 images did not start: oci:slim:v1" in r.output
+    assert "[2] did not start: exited with status 3" in page.read_text("utf-8")
+
+
+def test_a_page_that_fails_to_write_is_one_line_and_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "coldstart", lambda *_, **__: comparison())
+
+    def full(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", full)
+    page = tmp_path / "c.html"
+    r = CliRunner().invoke(main, ["coldstart", "oci:orig:v1", "oci:slim:v1", "--html",
+                                  str(page)])
+    assert r.exit_code == 1
+    assert r.output == f"slim: error: writing cold-start page {page}: No space left on device\n"
+    assert os.listdir(tmp_path) == []

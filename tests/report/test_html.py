@@ -16,7 +16,7 @@ import pytest
 
 import slimmer
 from slimmer.report import html as report_html
-from slimmer.report.html import display, render_html, write_html
+from slimmer.report.html import display, fate_label, render_html, write_html
 from slimmer.report.model import Report
 
 from support.layoututil import make_image, tagged, write_layout
@@ -81,6 +81,13 @@ def test_names_are_text(report: Report) -> None:
     assert display(b"caf\xe9".decode("utf-8", "surrogateescape")) == "caf\\xe9"
     assert display("evil\u202etxt.exe") == "evil\\u202etxt.exe"
     assert display("ünï") == "ünï"
+
+
+def test_the_legend_says_protected_as_the_model_does() -> None:
+    """README "Report JSON": protected = a strip rule matched, a keep rule or the static
+    closure won (not only the entrypoint: everything it needs, transitively)."""
+    label = fate_label("protected", analyze=True)
+    assert "a keep rule or the static closure" in label and "entrypoint" not in label
 
 
 def test_big_tables_are_capped(report: Report, monkeypatch: pytest.MonkeyPatch) -> None:
