@@ -17,6 +17,7 @@ try:  # Python 3.14+
 except ImportError:  # pragma: no cover - depends on the Python version
     from backports import zstd  # type: ignore[no-redef]
 
+from slimmer.codec.memory import release_free_memory
 from slimmer.codec.outstream import BlobOutput
 from slimmer.codec.result import LayerResult
 from slimmer.errors import BlobError, LayerError
@@ -203,6 +204,9 @@ class DiffIdReader:
 #: how the network or the tar filter happened to hand data over. (zstd's do not.)
 FEED = 1 << 20
 
+#: Every this many fed pieces (MiB), ask for freed heap memory to go back (codec.memory).
+TRIM_EVERY = 16
+
 
 class LayerWriter:
     """Compresses a tar stream into a BlobWriter, hashing tar bytes and blob bytes in one pass.
@@ -228,6 +232,7 @@ class LayerWriter:
         self.tar_size = tar_size
         self.size = 0
         self._cobj: Any = None
+        self._fed = 0
 
     def _compressor(self) -> Any:
         if self._compression == ZSTD:
@@ -252,6 +257,9 @@ class LayerWriter:
             self._out.write(data)
 
     def _feed(self, data: bytes | memoryview) -> None:
+        self._fed += 1
+        if self._fed % TRIM_EVERY == 0:
+            release_free_memory()
         if self._compression == NONE:
             self._emit(data)
             return
