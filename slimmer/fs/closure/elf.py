@@ -34,6 +34,10 @@ class ElfError(ValueError):
     """A malformed or truncated ELF file (the message is one line)."""
 
 
+class ElfPartial(ElfError):
+    """A well-formed ELF file whose facts lie where the streaming read keeps no bytes."""
+
+
 @dataclass(frozen=True)
 class ElfLayout:
     """What the head of an ELF file says: class, byte order, machine and where the segments
@@ -156,7 +160,7 @@ class ElfCapture:
         self.layout = layout
         self.pos = 0
         self.pieces = _Pieces()
-        self.error: str | None = None
+        self.error: ElfError | None = None
         self.interp: str | None = None
         self.strtab: int | None = None
         self.tags: list[tuple[int, int]] = []
@@ -205,7 +209,7 @@ class ElfCapture:
                 self._parse_dynamic()
                 self._early_strings()
             except ElfError as exc:
-                self.error = str(exc)
+                self.error = exc
             self.pieces = _Pieces()
             if self.error is None and self.strtab is not None:
                 ahead = sorted({self.strtab + v for t, v in self.tags if t in _STRING_TAGS}
@@ -260,9 +264,9 @@ class ElfCapture:
             if tag not in _STRING_TAGS or lo >= self.pos:
                 continue
             if lo >= self.prefix_end:
-                raise ElfError(f"its dynamic string table (offset {self.strtab}) lies before "
-                               f"the dynamic section, beyond the first {PREFIX_CAP >> 20} MiB "
-                               "kept while reading")
+                raise ElfPartial(f"a dynamic string (table at offset {self.strtab}, string at "
+                                 f"{lo}) lies before the dynamic section, beyond the first "
+                                 f"{PREFIX_CAP >> 20} MiB kept while reading")
             self.strings[lo] = self._string(lo)
 
     def _string(self, offset: int) -> str:
@@ -281,7 +285,7 @@ class ElfCapture:
             if not self.done:
                 raise ElfError("the file ends before its dynamic strings")
             if self.error is not None:
-                raise ElfError(self.error)
+                raise self.error
             needed: list[str] = []
             rpath: list[str] = []
             runpath: list[str] = []
@@ -303,7 +307,8 @@ class ElfCapture:
                 else:
                     runpath.extend(p for p in text.split(":") if p)
         except ElfError as exc:
-            return ElfFacts(lay.elf_class, lay.machine, self.interp, error=str(exc))
+            return ElfFacts(lay.elf_class, lay.machine, self.interp, error=str(exc),
+                            partial=isinstance(exc, ElfPartial))
         return ElfFacts(lay.elf_class, lay.machine, self.interp, tuple(needed), tuple(rpath),
                         tuple(runpath), soname, nodeflib)
 

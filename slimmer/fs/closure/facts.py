@@ -21,6 +21,7 @@ class ElfFacts:
     soname: str | None = None
     nodeflib: bool = False                # DF_1_NODEFLIB: no default directories
     error: str | None = None
+    partial: bool = False                 # ``error`` is a limit of the streaming read, not damage
 
 
 class Lang(StrEnum):

@@ -241,7 +241,8 @@ class Walker:
         names, inherited = self.elf_ctx[path]
         if facts.error and f"elf:{path}" not in self.once:
             self.once.add(f"elf:{path}")
-            self.problem("malformed", f"/{path}: malformed ELF ({facts.error}); what it "
+            what = "ELF read only in part" if facts.partial else "malformed ELF"
+            self.problem("malformed", f"/{path}: {what} ({facts.error}); what it "
                                       "loads is not followed")
         if facts.interp:
             interp = self.reach(facts.interp, path, Need.INTERP)

@@ -58,7 +58,8 @@ def test_string_table_before_the_dynamic_section_beyond_the_kept_prefix(
     assert elf_facts(data).needed == ("libc.so.6",)        # within the first 256 bytes: fine
     far = build_elf(needed=["libc.so.6"], interp="/" + "x" * 400 + "/ld.so", pad=10_000)
     facts = elf_facts(far)
-    assert facts.needed == () and "beyond the first" in (facts.error or "")
+    assert facts.needed == () and "beyond the first" in (facts.error or "") and facts.partial
+    assert not elf_facts(data[:200]).partial          # truncated: damage, not a limit
     assert facts.interp is not None and facts.interp.endswith("/ld.so")
 
 
