@@ -48,7 +48,9 @@ ULTRA_THREADS = 2
 #: run in the scan's pass), and compressors are fed in fixed 1 MiB pieces (gzip output no
 #: longer depends on how the input arrived).
 #: 3: the static closure (fs.closure) keeps what the image needs although rules match it.
-OUTPUT_FORMAT = 3
+#: 4: whiteouts and opaque markers inside a directory the layer whites out as a whole are
+#: dropped (containerd failed to unpack such layers: "failed to convert whiteout file").
+OUTPUT_FORMAT = 4
 
 
 def check_layer_options(merge: str, compression: str, base: int, merge_threshold: int) -> None:

@@ -96,14 +96,18 @@ def test_options_digest_is_pinned() -> None:
         "sha256:bf253ff08f091b8f49b37b4d592ebce119de2ec2c0a1b81766644443bcaed96d"
     assert options_digest(every, chosen, output_format=2) == \
         "sha256:7af4d1c88d423990d0dde1947c52c03754c9f80790bf7bfcef0da6ff569e48e6"
-    assert OUTPUT_FORMAT == 3
-    assert options_digest(SlimOptions(), default) == \
+    assert options_digest(SlimOptions(), default, output_format=3) == \
         "sha256:40da9210f274d4733822ccf2c8cca22c2d119360544245be31fc8f9b25edb2b0"
-    assert options_digest(every, chosen) == \
+    assert options_digest(every, chosen, output_format=3) == \
         "sha256:792b514204d6d0ed68a704a3041fc4599da35bab24f08a50654f32191ebf5a2b"
+    assert OUTPUT_FORMAT == 4
+    assert options_digest(SlimOptions(), default) == \
+        "sha256:9ea2caff3a968a9ce1b2a2f6bd5cb8b0bb663b932e869deb710530d520c3a297"
+    assert options_digest(every, chosen) == \
+        "sha256:ab4a06930783de7ff75f781e447359993ad1b0c8b2ae961cbf422457dd5fe9cc"
     forced = dataclasses.replace(every, no_protect=("/usr/lib/x86_64-linux-gnu/libz*",))
     assert options_digest(forced, chosen) == \
-        "sha256:4d9637f72b0e61bc1684b859509aca5e82b4a2b4078510328df082d37a415d29"
+        "sha256:30359eae535092e7363a8901be7896ebe4e8f12d01f377e3b0be69a476b8143d"
     # jobs does not change the bytes, so it does not change the digest
     assert options_digest(dataclasses.replace(every, jobs=None), chosen) == \
         options_digest(every, chosen)

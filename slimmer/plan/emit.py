@@ -221,7 +221,7 @@ class GroupPlanner:
                     and path not in listed:
                 out.append(Whiteout(path))
                 stripped_here = True
-        return out, stripped_here
+        return _uncovered(out), stripped_here
 
     def _links(self) -> _Links:
         """Hardlinks whose data source does not survive under its own name in this layer."""
@@ -317,3 +317,24 @@ class GroupPlanner:
         header = self.rec(final_ref).dir_header
         assert header is not None
         return Op(DROP, tuple(prefix) + (header,))
+
+
+def covered(path: str, hidden: set[str]) -> bool:
+    """Whether ``path`` or one of its ancestors is in ``hidden`` (whiteouts this output
+    layer writes): everything lower at or below it is hidden already."""
+    while path:
+        if path in hidden:
+            return True
+        path = path.rpartition("/")[0]
+    return False
+
+
+def _uncovered(whiteouts: list[Whiteout]) -> list[Whiteout]:
+    """Drop whiteouts and opaque markers below a path this layer whites out as a whole: they
+    hide nothing more, and an unpacker that applies them would create the covered directory
+    first, so that the whiteout of the directory itself fails (containerd: "failed to
+    convert whiteout file ...: file exists")."""
+    hidden = {w.path for w in whiteouts if not w.opaque}
+    return [w for w in whiteouts
+            if not covered(w.path if w.opaque else w.path.rpartition("/")[0], hidden)]
+

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 from slimmer.fs.index import Rec
 from slimmer.oci.layer import DIR, META, OPAQUE, WHITEOUT
 from slimmer.plan.dedupe import link_duplicates
-from slimmer.plan.emit import GroupPlanner, _Links
+from slimmer.plan.emit import GroupPlanner, _Links, covered
 from slimmer.plan.model import (
     COPY,
     COPY_OP,
@@ -48,7 +48,8 @@ class StreamingPlanner(GroupPlanner):
         changed = dropped_any or stripped_here or links.changed or self._rewritten()
         if not (changed or self._dedupes(dupes)):
             return None
-        ops = {j: self._stream_ops(j, links)}
+        hidden = {wh.path for wh in whiteouts if not wh.opaque}
+        ops = {j: self._stream_ops(j, links, hidden)}
         deduped = link_duplicates(dupes, ops, self.recs)
         own = {rec.target for rec in self.recs[j] if rec.kind == WHITEOUT}
         trailer: list[PreambleEntry] = []
@@ -65,12 +66,14 @@ class StreamingPlanner(GroupPlanner):
         return OutputLayer((j,), REBUILD, target, sizes[j], self.indexes[j].tar_size, removed,
                            [], ops, reason, trailer=trailer, streaming=True, deduped=deduped)
 
-    def _stream_ops(self, j: int, links: _Links) -> dict[int, Op]:
+    def _stream_ops(self, j: int, links: _Links, hidden: set[str]) -> dict[int, Op]:
         ops: dict[int, Op] = {}
         for o, rec in enumerate(self.recs[j]):
             ref = (j, o)
             if rec.kind == META:
                 ops[o] = DROP_OP
+            elif rec.kind in (WHITEOUT, OPAQUE) and self._covered_marker(rec, hidden):
+                ops[o] = DROP_OP        # inside a directory the trailer whites out as a whole
             elif rec.kind in (WHITEOUT, OPAQUE):
                 before = tuple(self._hoist(rec.path))
                 ops[o] = Op(COPY, before) if before else COPY_OP
@@ -79,6 +82,14 @@ class StreamingPlanner(GroupPlanner):
             else:
                 ops[o] = self._entry_op(ref, rec, links)
         return ops
+
+
+    def _covered_marker(self, rec: Rec, hidden: set[str]) -> bool:
+        """Whether the layer's own whiteout or opaque marker lies in a directory that goes
+        from this layer and that the trailer whites out whole: it hides nothing more, and
+        written before that whiteout it would make the unpacker create the directory."""
+        where = rec.target if rec.kind == OPAQUE else rec.target.rpartition("/")[0]
+        return bool(where) and where not in self.survivors and covered(where, hidden)
 
 
 def body_trace(out: OutputLayer, recs: Sequence[Sequence[Rec]]) -> Iterator[TraceItem]:

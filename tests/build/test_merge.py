@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -152,3 +153,24 @@ def _sequential_agrees(tars: list[bytes], expected: dict[str, tuple]) -> bool:
         return final_fs_sequential(tars) == expected
     except AssertionError:
         return False
+
+
+@pytest.mark.parametrize("merge", ["none", "all"])
+def test_markers_inside_a_directory_that_goes_whole_are_dropped(merge: str) -> None:
+    """Seen on a real ML image: a layer's own opaque marker below /usr/include, with the
+    whole directory stripped, was kept beside the whiteout of usr/include; containerd then
+    made usr/include for the marker and failed on the whiteout ("file exists")."""
+    from slimmer.profiles import Matcher
+    base = [("dir", "usr"), ("dir", "usr/include"), ("file", "usr/include/x.h", b"x"),
+            ("dir", "usr/include/arpa"), ("file", "usr/include/arpa/old.h", b"o")]
+    top = [("dir", "usr/include"), ("dir", "usr/include/arpa"), ("opaque", "usr/include/arpa"),
+           ("file", "usr/include/arpa/inet.h", b"i"), ("whiteout", "usr/include/x.h"),
+           ("dir", "usr/bin"), ("file", "usr/bin/tool", b"t", 0o755)]
+    tars = [make_tar(base), make_tar(top)]
+    assert final_fs_sequential(tars) == final_fs(tars)        # the input is fine for both
+    matcher = Matcher([], strip_globs=["/usr/include", "/usr/include/**"])
+    sink, _ = run(tars, PlanOptions(merge=merge, compression="gzip"), matcher)
+    want = {"usr": ("dir", None, 0o755), "usr/bin": ("dir", None, 0o755),
+            "usr/bin/tool": ("file", b"t", 0o755)}
+    assert final_fs(sink.layer_tars()) == want
+    assert final_fs_sequential(sink.layer_tars()) == want     # containerd-like, strict

@@ -235,16 +235,25 @@ def apply_tar_sequential(fs: dict[str, tuple], tar_bytes: bytes) -> None:
         datas = {id(m): (tf.extractfile(m).read() if m.isreg() else None) for m in members}
     norm = lambda n: n.strip("/").removeprefix("./").rstrip("/")  # noqa: E731
     written: set[str] = set()
+    upper: set[str] = set()     # what this layer's own directory holds (overlay's upper)
     for m in members:
         name = norm(m.name)
         parent, _, base = name.rpartition("/")
+        ancestor = parent
+        while ancestor:          # every entry, markers too, makes its parents in the upper
+            upper.add(ancestor)
+            ancestor = ancestor.rpartition("/")[0]
         if base == ".wh..wh..opq":
             for p in [p for p in fs if p.startswith(parent + "/") and p not in written]:
                 del fs[p]
             continue
         if base.startswith(".wh."):
-            _rm(fs, (parent + "/" if parent else "") + base[4:])
+            hidden = (parent + "/" if parent else "") + base[4:]
+            # containerd's overlay applier turns the whiteout into a device node there
+            assert hidden not in upper, f"failed to convert whiteout file {name!r}: file exists"
+            _rm(fs, hidden)
             continue
+        upper.add(name)
         if not name:
             continue
         written.add(name)
