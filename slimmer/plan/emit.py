@@ -322,11 +322,13 @@ class GroupPlanner:
 def covered(path: str, hidden: set[str]) -> bool:
     """Whether ``path`` or one of its ancestors is in ``hidden`` (whiteouts this output
     layer writes): everything lower at or below it is hidden already."""
-    while path:
-        if path in hidden:
-            return True
-        path = path.rpartition("/")[0]
-    return False
+    return path in hidden or any(a in hidden for a in ancestors(path))
+
+
+def marker_dir(path: str, opaque: bool) -> str:
+    """The directory a whiteout of ``path``, or the opaque marker of directory ``path``,
+    lies in."""
+    return path if opaque else path.rpartition("/")[0]
 
 
 def _uncovered(whiteouts: list[Whiteout]) -> list[Whiteout]:
@@ -335,6 +337,4 @@ def _uncovered(whiteouts: list[Whiteout]) -> list[Whiteout]:
     first, so that the whiteout of the directory itself fails (containerd: "failed to
     convert whiteout file ...: file exists")."""
     hidden = {w.path for w in whiteouts if not w.opaque}
-    return [w for w in whiteouts
-            if not covered(w.path if w.opaque else w.path.rpartition("/")[0], hidden)]
-
+    return [w for w in whiteouts if not covered(marker_dir(w.path, w.opaque), hidden)]

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 from slimmer.fs.index import Rec
 from slimmer.oci.layer import DIR, META, OPAQUE, WHITEOUT
 from slimmer.plan.dedupe import link_duplicates
-from slimmer.plan.emit import GroupPlanner, _Links, covered
+from slimmer.plan.emit import GroupPlanner, _Links, covered, marker_dir
 from slimmer.plan.model import (
     COPY,
     COPY_OP,
@@ -83,12 +83,11 @@ class StreamingPlanner(GroupPlanner):
                 ops[o] = self._entry_op(ref, rec, links)
         return ops
 
-
     def _covered_marker(self, rec: Rec, hidden: set[str]) -> bool:
         """Whether the layer's own whiteout or opaque marker lies in a directory that goes
         from this layer and that the trailer whites out whole: it hides nothing more, and
         written before that whiteout it would make the unpacker create the directory."""
-        where = rec.target if rec.kind == OPAQUE else rec.target.rpartition("/")[0]
+        where = marker_dir(rec.target, rec.kind == OPAQUE)
         return bool(where) and where not in self.survivors and covered(where, hidden)
 
 
