@@ -54,6 +54,7 @@ class Speculation:
         self._lw = LayerWriter(self._writer, compression, level, threads, diff_id=layer.diff_id)
         self._state = _State.RAW
         self._pending: list[tuple[str, bytes, int]] = []    # lazy dirs: path, header, offset
+        self._pending_paths: dict[str, int] = {}             # how often each is pending
         self._pending_hash: object = None                    # hash at the first pending dir
         self._trace: list[TraceItem] = []
         self._seen: set[str] = set()
@@ -88,6 +89,7 @@ class Speculation:
             if not self._pending and self._state is _State.RAW:
                 self._pending_hash = reader.hash_at(entry.offset)
             self._pending.append((rec.path, entry.header, entry.offset))
+            self._pending_paths[rec.path] = self._pending_paths.get(rec.path, 0) + 1
             return
         if kind not in (DIR, WHITEOUT, OPAQUE) and self._selected(rec):
             self._deviate(entry, reader)
@@ -110,16 +112,30 @@ class Speculation:
         return m is not None and m.kept_by is None
 
     def _keep(self, ordinal: int, entry: Entry, rec: Rec, reader: TarReader) -> None:
-        above = [p for p in self._pending if _below(rec.path, p[0])]
+        above = self._pending_above(rec.path) if self._pending else []
         if len(above) != len(self._pending) or entry.has_global:
             self._deviate(entry, reader)        # a selected directory has no entry below here
         for item in above:
             self._write(item[1])
             self._trace.append(("h", item[1]))
             self._pending.remove(item)
+            self._pending_paths[item[0]] -= 1
+            if not self._pending_paths[item[0]]:
+                del self._pending_paths[item[0]]
         self._pending_hash = None
-        write_entry(COPY_OP, entry, reader, self._write, (self.layer,))
+        write_entry(COPY_OP, entry, reader, self._lw.write, (self.layer,))
         self._trace.append(("e", ordinal, _COPY_ITEM, None, None, None, None))
+
+    def _pending_above(self, path: str) -> list[tuple[str, bytes, int]]:
+        """The pending directories above ``path``, in stream order: found by its ancestors,
+        since a stripped tree (``__pycache__`` and the like) leaves thousands pending."""
+        found = set()
+        cut = path.find("/")
+        while cut > 0:
+            if path[:cut] in self._pending_paths:
+                found.add(path[:cut])
+            cut = path.find("/", cut + 1)
+        return [p for p in self._pending if p[0] in found] if found else []
 
     def _write(self, data: bytes | memoryview) -> None:
         self._lw.write(data)
@@ -217,6 +233,3 @@ class Speculation:
                 self._lw.discard()
                 self._writer.abort()
 
-
-def _below(path: str, directory: str) -> bool:
-    return path.startswith(directory + "/")

@@ -115,9 +115,16 @@ class TarReader:
     def hash_at(self, offset: int) -> "hashlib._Hash | None":
         """A copy of the hash of the stream up to ``offset`` (the start of the current
         entry), or None when the hash has already moved past it (its header crossed a buffer
-        refill). Needs ``hashing``."""
+        refill). Needs ``hashing``. The hash itself moves a buffer at a time: hashing at
+        every entry made the GIL change hands tens of thousands of times per layer."""
         assert self._hash is not None
-        return self._hash.copy() if self._hashed == offset else None
+        start = offset - self._consumed        # where the entry starts in the buffer
+        if self._hashed > offset or start < self._hpos:
+            return None
+        state = self._hash.copy()
+        if start > self._hpos:
+            state.update(memoryview(self._buf)[self._hpos:start])
+        return state
 
     def hash_state(self) -> "hashlib._Hash":
         """A copy of the hash of every byte consumed so far (needs ``hashing``)."""
@@ -284,7 +291,6 @@ class TarReader:
                 self.end_offset = start
                 self._drain()
                 return
-            self._hash_to(self._pos)      # the hash ends where this entry starts (hash_at)
             entry = self._entry(start)
             self._data_size = entry.size
             self._data_left = self._padded(entry.size)
