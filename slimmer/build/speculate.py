@@ -107,8 +107,12 @@ class Speculation:
         judged by the file it links to, as the plan does)."""
         if self._matcher is None:
             return False
-        data = self._files.get(rec.linkname, rec) if rec.kind == HARDLINK else rec
-        m = self._matcher.match("/" + rec.path, rec.kind, data.size, data.content)
+        if rec.kind == HARDLINK:
+            data = self._files.get(rec.linkname, rec)
+            m = self._matcher.match("/" + rec.path, rec.kind, data.size, data.content)
+        else:
+            m = self._matcher.match("/" + rec.path, rec.kind, rec.size, rec.content)
+            rec.matched = (self._matcher, m)
         return m is not None and m.kept_by is None
 
     def _keep(self, ordinal: int, entry: Entry, rec: Rec, reader: TarReader) -> None:

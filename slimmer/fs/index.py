@@ -22,7 +22,7 @@ class Rec:
     """What the plan knows about one tar member of an input layer."""
 
     __slots__ = ("path", "kind", "target", "size", "linkname", "mode", "content", "shebang",
-                 "dir_header", "typeflag", "hsize", "cuda", "digest", "owner")
+                 "dir_header", "typeflag", "hsize", "cuda", "digest", "owner", "matched")
 
     def __init__(self, path: str, kind: EntryKind, target: str, size: int, linkname: str, mode: int,
                  typeflag: bytes, hsize: int) -> None:
@@ -40,6 +40,9 @@ class Rec:
         self.cuda: CudaFile | None = None     # its fat binaries (scanned for --cuda-arch)
         self.digest: bytes | None = None      # sha256 of the data (files hashed for dedupe)
         self.owner: FileOwner | None = None   # uid, gid and xattrs (files hashed for dedupe)
+        #: (matcher, its match) when the scan's speculative build matched the entry already
+        #: (``build.speculate``): the plan reuses it for the same matcher.
+        self.matched: tuple[object, object] | None = None
 
     def __repr__(self) -> str:
         return f"Rec({self.path!r}, {self.kind}, {self.size})"

@@ -162,8 +162,13 @@ class GroupPlanner:
 
     def _union(self) -> None:
         deletions = self.deletions
+        lower_paths = self.lower.paths
 
         def on_delete(kind: str, path: str) -> None:
+            # Only deletions of lower paths become whiteouts (``_whiteouts``); nothing lower
+            # lies below a path that is not one, so skipping it changes no record that can.
+            if path not in lower_paths:
+                return
             if kind != "opaque":
                 deletions.drop_below(path)
                 deletions.put(path, "whiteout")  # a non-directory replaces lower content too
@@ -171,7 +176,8 @@ class GroupPlanner:
                 deletions.put(path, kind)
 
         for j in self.group:
-            apply_layer(self.overlay, j, self.recs[j], on_delete=on_delete)
+            apply_layer(self.overlay, j, self.recs[j],
+                        on_delete=on_delete if self.group[0] else None)
         dropped = self.strips.dropped
         final = self.overlay.entries
         self.survivors = {path: ref for path, ref in final.items() if ref not in dropped}

@@ -64,6 +64,9 @@ class _Decider:
             src = self.stack.data_ref(ref)
             data = self.recs[src[0]][src[1]]
         else:
+            matched = rec.matched
+            if matched is not None and matched[0] is self.matcher and path == rec.path:
+                return matched[1]  # type: ignore[return-value]
             data = rec
         return self.matcher.match("/" + path, rec.kind, data.size, data.content)
 
