@@ -88,6 +88,19 @@ class LayoutBlobWriter:
             self._hasher.update(data)
         self._size += memoryview(data).nbytes
 
+    def flush(self) -> None:
+        """Write what is buffered and sync it to disk (``oci.image.Flushable``): a blob built
+        during its scan is then synced on its worker thread, and its commit, on the main
+        thread after the plan, has little left to sync."""
+        if self._state != "open":
+            return
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"writing {self._label} blob: {exc.strerror or exc}") from exc
+
     def commit(self, digest: str, size: int) -> None:
         """Make the blob visible as ``digest``; OutputError if content or size differ."""
         what = f"writing {self._label} blob {short(str(digest))}"
