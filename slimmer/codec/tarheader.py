@@ -13,6 +13,10 @@ BLOCK = 512
 
 def parse_number(field: bytes, what: str) -> int:
     """Decode a numeric header field: octal ASCII or GNU base-256."""
+    try:   # the common field ("0000644\0"), in one call; anything else takes the long way
+        return int(field.rstrip(b"\0 ") or b"0", 8)
+    except ValueError:
+        pass
     if field and field[0] & 0x80:
         value = int.from_bytes(field, "big") & ~(0x80 << (8 * (len(field) - 1)))
         if field[0] & 0x40:  # negative base-256
@@ -63,6 +67,10 @@ def parse_pax(data: bytes, what: str) -> list[tuple[str, bytes]]:
 
 def normalize_path(name: str, what: str) -> str:
     """Normalise a member name to a root-relative path ('' is the root); reject escapes."""
+    core = name[:-1] if name.endswith("/") else name
+    if core and core[0] not in "./" and core[-1] != "/" and "//" not in core \
+            and "/." not in core:
+        return core             # already normal: nothing for normpath to do
     if name.startswith("/"):
         raise LayerError(f"{what}: entry {name!r} is an absolute path")
     path = posixpath.normpath(name) if name not in ("", ".", "./") else "."
