@@ -45,6 +45,7 @@ _ZERO_BLOCK = bytes(BLOCK)
 _KIND = {b"0": FILE, b"\0": FILE, b"7": FILE, b"S": FILE, b"1": HARDLINK, b"2": SYMLINK,
          b"5": DIR, b"3": OTHER, b"4": OTHER, b"6": OTHER}
 _NO_DATA = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
+_EXTENDED = frozenset({b"x", b"g", b"L", b"K", b"S"})   # not for _plain_entry
 
 Write = Callable[[bytes | memoryview], object]
 
@@ -291,7 +292,7 @@ class TarReader:
                 self.end_offset = start
                 self._drain()
                 return
-            entry = self._entry(start)
+            entry = self._plain_entry(start) or self._entry(start)
             self._data_size = entry.size
             self._data_left = self._padded(entry.size)
             self._pad = self._data_left - entry.size
@@ -377,6 +378,44 @@ class TarReader:
                     name = prefix + "/" + name
         if linkname is None:
             linkname = long_link if long_link is not None else _str(block[157:257])
+        return self._make_entry(
+            b"".join(header_parts), name, linkname, tf, size, parse_number(block[100:108], what),
+            parse_number(block[108:116], what) if uid is None else uid,
+            parse_number(block[116:124], what) if gid is None else gid, pax, start)
+
+    def _plain_entry(self, start: int) -> Entry | None:
+        """The next member when it is a single plain header block (no extension records,
+        global or local, not sparse), the common case, read in one go; None for anything
+        else, including a malformed block (the long way, ``_entry``, says what is wrong)."""
+        pos = self._pos
+        block = self._buf[pos:pos + BLOCK]
+        tf = block[156:157]
+        if tf in _EXTENDED or self._global:
+            return None
+        chk = block[148:156]
+        try:
+            if int(chk.rstrip(b"\0 ") or b"0", 8) != sum(block) - sum(chk) + 256:
+                return None
+            size = int(block[124:136].rstrip(b"\0 ") or b"0", 8)
+            mode = int(block[100:108].rstrip(b"\0 ") or b"0", 8)
+            uid = int(block[108:116].rstrip(b"\0 ") or b"0", 8)
+            gid = int(block[116:124].rstrip(b"\0 ") or b"0", 8)
+        except ValueError:          # base-256 numbers and odd fields
+            return None
+        name = _str(block[0:100])
+        if block[257:263] == b"ustar\0" and block[345]:
+            prefix = _str(block[345:500])
+            if prefix:
+                name = prefix + "/" + name
+        self._pos = pos + BLOCK
+        return self._make_entry(block, name, _str(block[157:257]), tf, size, mode, uid, gid,
+                                None, start)
+
+    def _make_entry(self, header: bytes, name: str, linkname: str, tf: bytes, size: int,
+                    mode: int, uid: int, gid: int, pax: list[tuple[str, bytes]] | None,
+                    start: int) -> Entry:
+        """The Entry of a member from its header fields: path checks, kind, whiteouts."""
+        what = self._what
         kind = _KIND.get(tf, OTHER)
         path = normalize_path(name, what)
         if not path and kind != DIR:
@@ -387,10 +426,7 @@ class TarReader:
                 raise LayerError(f"{what}: hardlink {path!r} has an empty target")
         if tf in _NO_DATA:
             size = 0  # these carry no data whatever the size field says (as Go and GNU tar)
-        entry = Entry(b"".join(header_parts), path, kind, tf, size, linkname,
-                      parse_number(block[100:108], what),
-                      parse_number(block[108:116], what) if uid is None else uid,
-                      parse_number(block[116:124], what) if gid is None else gid, pax, start)
+        entry = Entry(header, path, kind, tf, size, linkname, mode, uid, gid, pax, start)
         entry.has_global = bool(self._global)
         base = path.rpartition("/")[2]
         if base.startswith(WH_PREFIX):
