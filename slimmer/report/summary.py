@@ -80,7 +80,7 @@ def image_report(image: Image, plan: ImagePlan, results: Sequence[LayerResult] |
         overrides=[{"path": o.path, "rule": o.rule, "reason": o.reason, "chain": list(o.chain)}
                    for o in plan.overrides],
         protected=plan.protected, other_profiles=others,
-        tree=build_tree(_fates(plan, indexes))
+        tree=(lambda: build_tree(_fates(plan, indexes)))  # type: ignore[arg-type]
         if plan.final is not None and indexes is not None else None,
         forced=[{"path": f.path, "rule": f.rule, "pattern": f.pattern, "chain": list(f.chain)}
                 for f in plan.forced],
