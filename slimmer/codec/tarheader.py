@@ -6,9 +6,25 @@ from __future__ import annotations
 import posixpath
 
 from slimmer.errors import LayerError
-from slimmer.oci.layer import EntryKind
+from slimmer.oci.layer import (
+    DIR,
+    FILE,
+    HARDLINK,
+    META,
+    OPAQUE,
+    OTHER,
+    SYMLINK,
+    WH_OPAQUE,
+    WH_PREFIX,
+    WHITEOUT,
+    EntryKind,
+)
 
 BLOCK = 512
+_KIND = {b"0": FILE, b"\0": FILE, b"7": FILE, b"S": FILE, b"1": HARDLINK, b"2": SYMLINK,
+         b"5": DIR, b"3": OTHER, b"4": OTHER, b"6": OTHER}
+_NO_DATA = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
+_EXTENDED = frozenset({b"x", b"g", b"L", b"K", b"S"})   # never a plain member
 
 
 def parse_number(field: bytes, what: str) -> int:
@@ -120,3 +136,62 @@ def _merge_records(base: list[tuple[str, bytes]],
         return list(over)
     keys = {k for k, _ in over}
     return [r for r in base if r[0] not in keys] + list(over)
+
+
+PlainFields = tuple[str, str, bytes, int, int, int, int]
+
+
+def plain_fields(block: bytes) -> PlainFields | None:
+    """(name, linkname, typeflag, size, mode, uid, gid) of a member that is one plain header
+    block (ustar or v7, octal numbers, no extension records, not sparse): most members of a
+    layer, read with a few calls. None for anything else, a bad checksum included: the
+    caller's long way reads it, or says what is wrong."""
+    tf = block[156:157]
+    if tf in _EXTENDED:
+        return None
+    chk = block[148:156]
+    try:
+        if int(chk.rstrip(b"\0 ") or b"0", 8) != sum(block) - sum(chk) + 256:
+            return None
+        size = int(block[124:136].rstrip(b"\0 ") or b"0", 8)
+        mode = int(block[100:108].rstrip(b"\0 ") or b"0", 8)
+        uid = int(block[108:116].rstrip(b"\0 ") or b"0", 8)
+        gid = int(block[116:124].rstrip(b"\0 ") or b"0", 8)
+    except ValueError:          # base-256 numbers and odd fields
+        return None
+    name = _str(block[0:100])
+    if block[257:263] == b"ustar\0" and block[345]:
+        prefix = _str(block[345:500])
+        if prefix:
+            name = prefix + "/" + name
+    return name, _str(block[157:257]), tf, size, mode, uid, gid
+
+
+def make_entry(header: bytes, name: str, linkname: str, tf: bytes, size: int, mode: int,
+               uid: int, gid: int, pax: list[tuple[str, bytes]] | None, offset: int,
+               what: str) -> Entry:
+    """The Entry of a member from its header fields: the path checked and normalised, the
+    kind from the type flag and the name (whiteouts, opaque markers, aufs metadata)."""
+    kind = _KIND.get(tf, OTHER)
+    path = normalize_path(name, what)
+    if not path and kind != DIR:
+        raise LayerError(f"{what}: entry {name!r} has an empty name")
+    if kind == HARDLINK:
+        linkname = normalize_path(linkname, f"{what}: hardlink {path!r}")
+        if not linkname:
+            raise LayerError(f"{what}: hardlink {path!r} has an empty target")
+    if tf in _NO_DATA:
+        size = 0  # these carry no data whatever the size field says (as Go and GNU tar)
+    entry = Entry(header, path, kind, tf, size, linkname, mode, uid, gid, pax, offset)
+    base = path.rpartition("/")[2]
+    if base.startswith(WH_PREFIX):
+        parent = path.rpartition("/")[0]
+        if base == WH_OPAQUE:
+            entry.kind = OPAQUE
+            entry.target = parent
+        elif base.startswith(".wh..wh."):
+            entry.kind = META  # aufs metadata (.wh..wh.plnk etc.); dropped on rebuild
+        else:
+            entry.kind = WHITEOUT
+            entry.target = (parent + "/" if parent else "") + base[len(WH_PREFIX):]
+    return entry

@@ -16,23 +16,13 @@ from slimmer.codec.tarheader import (
     _merge_records,
     _str,
     header_checksum,
+    make_entry,
     normalize_path,
     parse_number,
     parse_pax,
+    plain_fields,
 )
 from slimmer.errors import LayerError
-from slimmer.oci.layer import (
-    DIR,
-    FILE,
-    HARDLINK,
-    META,
-    OPAQUE,
-    OTHER,
-    SYMLINK,
-    WH_OPAQUE,
-    WH_PREFIX,
-    WHITEOUT,
-)
 
 __all__ = ["BLOCK", "Entry", "TarReader", "Write", "header_checksum", "normalize_path",
            "parse_number", "parse_pax"]
@@ -42,10 +32,6 @@ TAIL_LIMIT = 1 << 20
 CHUNK = 1 << 20
 _ZERO_BLOCK = bytes(BLOCK)
 
-_KIND = {b"0": FILE, b"\0": FILE, b"7": FILE, b"S": FILE, b"1": HARDLINK, b"2": SYMLINK,
-         b"5": DIR, b"3": OTHER, b"4": OTHER, b"6": OTHER}
-_NO_DATA = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
-_EXTENDED = frozenset({b"x", b"g", b"L", b"K", b"S"})   # not for _plain_entry
 
 Write = Callable[[bytes | memoryview], object]
 
@@ -384,61 +370,24 @@ class TarReader:
             parse_number(block[116:124], what) if gid is None else gid, pax, start)
 
     def _plain_entry(self, start: int) -> Entry | None:
-        """The next member when it is a single plain header block (no extension records,
-        global or local, not sparse), the common case, read in one go; None for anything
-        else, including a malformed block (the long way, ``_entry``, says what is wrong)."""
+        """The next member when it is a single plain header block (``plain_fields``), read in
+        one go; None for anything else (the long way, ``_entry``)."""
+        if self._global:
+            return None
         pos = self._pos
         block = self._buf[pos:pos + BLOCK]
-        tf = block[156:157]
-        if tf in _EXTENDED or self._global:
+        fields = plain_fields(block)
+        if fields is None:
             return None
-        chk = block[148:156]
-        try:
-            if int(chk.rstrip(b"\0 ") or b"0", 8) != sum(block) - sum(chk) + 256:
-                return None
-            size = int(block[124:136].rstrip(b"\0 ") or b"0", 8)
-            mode = int(block[100:108].rstrip(b"\0 ") or b"0", 8)
-            uid = int(block[108:116].rstrip(b"\0 ") or b"0", 8)
-            gid = int(block[116:124].rstrip(b"\0 ") or b"0", 8)
-        except ValueError:          # base-256 numbers and odd fields
-            return None
-        name = _str(block[0:100])
-        if block[257:263] == b"ustar\0" and block[345]:
-            prefix = _str(block[345:500])
-            if prefix:
-                name = prefix + "/" + name
         self._pos = pos + BLOCK
-        return self._make_entry(block, name, _str(block[157:257]), tf, size, mode, uid, gid,
-                                None, start)
+        return self._make_entry(block, *fields, None, start)
 
     def _make_entry(self, header: bytes, name: str, linkname: str, tf: bytes, size: int,
                     mode: int, uid: int, gid: int, pax: list[tuple[str, bytes]] | None,
                     start: int) -> Entry:
-        """The Entry of a member from its header fields: path checks, kind, whiteouts."""
-        what = self._what
-        kind = _KIND.get(tf, OTHER)
-        path = normalize_path(name, what)
-        if not path and kind != DIR:
-            raise LayerError(f"{what}: entry {name!r} has an empty name")
-        if kind == HARDLINK:
-            linkname = normalize_path(linkname, f"{what}: hardlink {path!r}")
-            if not linkname:
-                raise LayerError(f"{what}: hardlink {path!r} has an empty target")
-        if tf in _NO_DATA:
-            size = 0  # these carry no data whatever the size field says (as Go and GNU tar)
-        entry = Entry(header, path, kind, tf, size, linkname, mode, uid, gid, pax, start)
+        entry = make_entry(header, name, linkname, tf, size, mode, uid, gid, pax, start,
+                           self._what)
         entry.has_global = bool(self._global)
-        base = path.rpartition("/")[2]
-        if base.startswith(WH_PREFIX):
-            parent = path.rpartition("/")[0]
-            if base == WH_OPAQUE:
-                entry.kind = OPAQUE
-                entry.target = parent
-            elif base.startswith(".wh..wh."):
-                entry.kind = META  # aufs metadata (.wh..wh.plnk etc.); dropped on rebuild
-            else:
-                entry.kind = WHITEOUT
-                entry.target = (parent + "/" if parent else "") + base[len(WH_PREFIX):]
         return entry
 
     def _drain(self) -> None:
