@@ -41,3 +41,24 @@ def test_totals_count_the_first_variant(tmp_path: Path) -> None:
     assert dual.images[1].size_after is not None and dual.images[1].size_after < gz.size_after
     text = dual.render_text()
     assert "(zstd variant of the image above)" in text
+
+
+def test_the_tree_is_built_once_on_first_read(tmp_path: Path, monkeypatch) -> None:
+    import slimmer.report.summary as summary
+    calls = []
+    real = summary.build_tree
+
+    def counting(files):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(files)
+
+    monkeypatch.setattr(summary, "build_tree", counting)
+    report = slimmer.slim(EXAMPLE, f"oci:{tmp_path / 'o'}:v", cache=False)
+    assert calls == []                       # the push and its text summary do not need it
+    report.render_text()
+    assert calls == []
+    doc = report.to_dict()
+    tree = doc["images"][0]["tree"]
+    assert calls == [1] and tree["root"]["size"] > 0 and tree == report.images[0].tree
+    assert calls == [1]
+    assert Report.from_dict(doc).images[0].tree == tree
