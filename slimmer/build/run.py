@@ -129,6 +129,9 @@ def scan_images(images: Sequence[Image], needed: Sequence[bool], matcher: Matche
         futures[digest].add_done_callback(
             lambda _: run.tick("scan", done, 1, len(layers)))
     scanned = {d: f.result() for d, f in futures.items()}
+    for digest, speculation in run.speculations.items():
+        if digest in scanned:
+            scanned[digest].matched_by = speculation.matcher
     return [{i: scanned[layer.descriptor.digest] for i, layer in enumerate(image.layers)}
             if need else None for image, need in zip(images, needed)]
 

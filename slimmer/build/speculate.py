@@ -50,6 +50,7 @@ class Speculation:
         self._cuda = cuda                    # --cuda-arch: fat binaries are the plan's
         self.compression = compression
         self._matcher = matcher
+        self.matcher = matcher               # whose matches it leaves in Rec.matched
         self._writer = sink.blob_writer(verified=True)
         self._lw = LayerWriter(self._writer, compression, level, threads, diff_id=layer.diff_id)
         self._state = _State.RAW
@@ -112,7 +113,7 @@ class Speculation:
             m = self._matcher.match("/" + rec.path, rec.kind, data.size, data.content)
         else:
             m = self._matcher.match("/" + rec.path, rec.kind, rec.size, rec.content)
-            rec.matched = (self._matcher, m)
+            rec.matched = m
         return m is not None and m.kept_by is None
 
     def _keep(self, ordinal: int, entry: Entry, rec: Rec, reader: TarReader) -> None:

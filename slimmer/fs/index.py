@@ -17,6 +17,9 @@ if TYPE_CHECKING:   # fs.closure imports this module
 #: extended attributes (PAX ``SCHILY.xattr.*`` records, sorted).
 FileOwner = tuple[int, int, tuple[tuple[str, bytes], ...]]
 
+#: ``Rec.matched`` before any match was made.
+UNMATCHED = object()
+
 
 class Rec:
     """What the plan knows about one tar member of an input layer."""
@@ -40,9 +43,10 @@ class Rec:
         self.cuda: CudaFile | None = None     # its fat binaries (scanned for --cuda-arch)
         self.digest: bytes | None = None      # sha256 of the data (files hashed for dedupe)
         self.owner: FileOwner | None = None   # uid, gid and xattrs (files hashed for dedupe)
-        #: (matcher, its match) when the scan's speculative build matched the entry already
-        #: (``build.speculate``): the plan reuses it for the same matcher.
-        self.matched: tuple[object, object] | None = None
+        #: The rule match the scan's speculative build found for the entry (``build.speculate``;
+        #: a shared Match or None), or UNMATCHED; ``LayerIndex.matched_by`` says by which
+        #: matcher (one per layer, not a tuple per entry: on a 60k-member image ~10 MiB).
+        self.matched: object = UNMATCHED
 
     def __repr__(self) -> str:
         return f"Rec({self.path!r}, {self.kind}, {self.size})"
@@ -59,3 +63,5 @@ class LayerIndex:
     compression: Compression
     entries: list[Rec] = field(default_factory=list)
     facts: dict[int, Facts] = field(default_factory=dict)
+    #: The matcher whose matches the entries' ``Rec.matched`` hold (None: none were made).
+    matched_by: object = None

@@ -68,7 +68,8 @@ def plan_image(sizes: Sequence[int], media_types: Sequence[str],
         if matcher is not None or explain else None
     no_protect = [compile_glob(g) for g in options.no_protect]
     matcher = for_image(matcher, stack)
-    strips = decide_strips(stack, recs, kept, matcher, closure or Closure(), no_protect)
+    strips = decide_strips(stack, recs, kept, matcher, closure or Closure(), no_protect,
+                           [indexes[i].matched_by for i in range(n)])
     rewrites, cuda = decide_rewrites(stack, recs, kept, set(strips.dropped), options)
     out: list[OutputLayer] = []
     lower = LowerPaths()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from slimmer.fs.closure import Closure
-from slimmer.fs.index import Rec
+from slimmer.fs.index import UNMATCHED, Rec
 from slimmer.fs.overlay import Ref, ancestors
 from slimmer.fs.stack import Stack
 from slimmer.globs import Glob
@@ -36,8 +36,11 @@ class _Decider:
     """Matches entries of the stack against the rules."""
 
     def __init__(self, stack: Stack, recs: Sequence[Sequence[Rec]], kept: set[int],
-                 matcher: Matcher, closure: Closure, no_protect: Sequence[Glob]) -> None:
+                 matcher: Matcher, closure: Closure, no_protect: Sequence[Glob],
+                 matched_by: Sequence[object] = ()) -> None:
         self.stack = stack
+        # per layer: whether its Rec.matched hold this matcher's matches (the scan's)
+        self.reuse = [m is matcher for m in matched_by] or [False] * len(recs)
         self.recs = recs
         self.kept = kept
         self.matcher = matcher
@@ -64,9 +67,8 @@ class _Decider:
             src = self.stack.data_ref(ref)
             data = self.recs[src[0]][src[1]]
         else:
-            matched = rec.matched
-            if matched is not None and matched[0] is self.matcher and path == rec.path:
-                return matched[1]  # type: ignore[return-value]
+            if self.reuse[ref[0]] and rec.matched is not UNMATCHED and path == rec.path:
+                return rec.matched  # type: ignore[return-value]
             data = rec
         return self.matcher.match("/" + path, rec.kind, data.size, data.content)
 
@@ -142,13 +144,15 @@ class _Decider:
 
 def decide_strips(stack: Stack, recs: Sequence[Sequence[Rec]], kept: set[int],
                   matcher: Matcher | None, closure: Closure,
-                  no_protect: Sequence[Glob] = ()) -> StripDecisions:
+                  no_protect: Sequence[Glob] = (),
+                  matched_by: Sequence[object] = ()) -> StripDecisions:
     """What the rules remove from the stack; nothing without a matcher. Entries of ``kept``
     layers and paths of the ``closure`` are never removed, unless a ``no_protect`` glob
-    matches them: the closure wins over every strip rule, --no-protect over the closure."""
+    matches them: the closure wins over every strip rule, --no-protect over the closure.
+    ``matched_by``: per layer, the matcher whose matches its entries carry (``Rec.matched``)."""
     if matcher is None:
         return StripDecisions()
-    decider = _Decider(stack, recs, kept, matcher, closure, no_protect)
+    decider = _Decider(stack, recs, kept, matcher, closure, no_protect, matched_by)
     decider.final_tree()
     decider.shadowed()
     decider.dirs()
