@@ -24,6 +24,7 @@ from slimmer.codec.compression import LayerWriter
 from slimmer.codec.result import LayerResult
 from slimmer.codec.tarread import Entry, TarReader
 from slimmer.fs.index import Rec
+from slimmer.fs.overlay import ancestors
 from slimmer.oci.image import Flushable, Layer, Sink
 from slimmer.oci.layer import DIR, HARDLINK, META, OPAQUE, WHITEOUT
 from slimmer.oci.media import Compression
@@ -49,7 +50,6 @@ class Speculation:
         self.layer = layer
         self._cuda = cuda                    # --cuda-arch: fat binaries are the plan's
         self.compression = compression
-        self._matcher = matcher
         self.matcher = matcher               # whose matches it leaves in Rec.matched
         self._writer = sink.blob_writer(verified=True)
         self._lw = LayerWriter(self._writer, compression, level, threads, diff_id=layer.diff_id)
@@ -106,13 +106,13 @@ class Speculation:
     def _selected(self, rec: Rec) -> bool:
         """Whether a strip rule selects the entry and no keep rule saves it (a hard link is
         judged by the file it links to, as the plan does)."""
-        if self._matcher is None:
+        if self.matcher is None:
             return False
         if rec.kind == HARDLINK:
             data = self._files.get(rec.linkname, rec)
-            m = self._matcher.match("/" + rec.path, rec.kind, data.size, data.content)
+            m = self.matcher.match("/" + rec.path, rec.kind, data.size, data.content)
         else:
-            m = self._matcher.match("/" + rec.path, rec.kind, rec.size, rec.content)
+            m = self.matcher.match("/" + rec.path, rec.kind, rec.size, rec.content)
             rec.matched = m
         return m is not None and m.kept_by is None
 
@@ -121,7 +121,7 @@ class Speculation:
         if len(above) != len(self._pending) or entry.has_global:
             self._deviate(entry, reader)        # a selected directory has no entry below here
         for item in above:
-            self._write(item[1])
+            self._lw.write(item[1])
             self._trace.append(("h", item[1]))
             self._pending.remove(item)
             self._pending_paths[item[0]] -= 1
@@ -134,16 +134,8 @@ class Speculation:
     def _pending_above(self, path: str) -> list[tuple[str, bytes, int]]:
         """The pending directories above ``path``, in stream order: found by its ancestors,
         since a stripped tree (``__pycache__`` and the like) leaves thousands pending."""
-        found = set()
-        cut = path.find("/")
-        while cut > 0:
-            if path[:cut] in self._pending_paths:
-                found.add(path[:cut])
-            cut = path.find("/", cut + 1)
+        found = {a for a in ancestors(path) if a in self._pending_paths}
         return [p for p in self._pending if p[0] in found] if found else []
-
-    def _write(self, data: bytes | memoryview) -> None:
-        self._lw.write(data)
 
     def _deviate(self, entry: Entry, reader: TarReader) -> None:
         """From here on the output is not the input tar: hash it ourselves, continuing from
@@ -193,8 +185,8 @@ class Speculation:
         if self._state is _State.RAW:
             assert reader.tail is not None
             for _, header, _ in self._pending:   # trailing selected directories, in place
-                self._write(header)
-            self._write(reader.tail)
+                self._lw.write(header)
+            self._lw.write(reader.tail)
             self._recompressed = self._lw.close()
         else:
             self._lw.end_frame()

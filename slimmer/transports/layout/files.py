@@ -92,14 +92,17 @@ class LayoutBlobWriter:
         """Write what is buffered and sync it to disk (``oci.image.Flushable``): a blob built
         during its scan is then synced on its worker thread, and its commit, on the main
         thread after the plan, has little left to sync."""
-        if self._state != "open":
-            return
+        if self._state == "open":
+            self._sync(f"writing {self._label} blob")
+
+    def _sync(self, what: str) -> None:
+        """Flush and fsync the temp file; on failure abort and raise OutputError."""
         try:
             self._file.flush()
             os.fsync(self._file.fileno())
         except OSError as exc:
             self.abort()
-            raise OutputError(f"writing {self._label} blob: {exc.strerror or exc}") from exc
+            raise OutputError(f"{what}: {exc.strerror or exc}") from exc
 
     def commit(self, digest: str, size: int) -> None:
         """Make the blob visible as ``digest``; OutputError if content or size differ."""
@@ -116,9 +119,8 @@ class LayoutBlobWriter:
             self.abort()
             raise OutputError(f"{what}: written content is {short(got)} ({self._size} bytes), "
                               f"expected {short(digest)} ({size} bytes)")
+        self._sync(what)
         try:
-            self._file.flush()
-            os.fsync(self._file.fileno())
             self._file.close()
         except OSError as exc:
             self.abort()
