@@ -4,7 +4,9 @@ when the plan agrees: one decode per layer on the default path.
 While a layer is scanned, a ``Speculation`` writes its output with what the layer itself tells:
 an entry a strip rule selects (and no keep rule saves) goes, the rest stays, directories a rule
 selects wait for the first entry below them that stays (the stream order of
-``plan.stream``). Until the first entry goes, the output is the input tar itself. When the
+``plan.stream``). Until the first entry goes, the output is the input tar itself. Runs of
+entries that stay are not copied one by one: the scan's reader tees its input into the output
+(``TarReader.tee``) until an entry goes. When the
 whole stack is planned, the speculation is taken if the plan recompresses the layer and
 nothing was changed, or if the plan rebuilds it and its body, item by item
 (``plan.stream.body_trace``), is what was written; the plan's trailer then completes the
@@ -66,6 +68,7 @@ class Speculation:
         self._recompressed: LayerResult | None = None
         self._taken: tuple[OutputLayer, LayerResult] | None = None
         self.why: str | None = None          # why it failed, for the report and tests
+        self._reader: TarReader | None = None  # the scan's, while it tees into the output
         self._lock = threading.Lock()
 
     # -- during the scan ----------------------------------------------------------------------
@@ -73,6 +76,7 @@ class Speculation:
     def entry(self, ordinal: int, entry: Entry, rec: Rec, reader: TarReader) -> None:
         if self._state is _State.FAILED or self._fatbins():
             return
+        self._reader = reader
         self._last = rec
         if rec.path in self._seen:
             # Which copy of a path stays is the plan's to say: fine for a copy of the input,
@@ -84,15 +88,18 @@ class Speculation:
         self._seen.add(rec.path)
         kind = rec.kind
         if kind == META:
+            reader.untee()
             self._deviate(entry, reader)
             return
         if kind == DIR and rec.path and self._selected(rec):
+            reader.untee()
             if not self._pending and self._state is _State.RAW:
                 self._pending_hash = reader.hash_at(entry.offset)
             self._pending.append((rec.path, entry.header, entry.offset))
             self._pending_paths[rec.path] = self._pending_paths.get(rec.path, 0) + 1
             return
         if kind not in (DIR, WHITEOUT, OPAQUE) and self._selected(rec):
+            reader.untee()
             self._deviate(entry, reader)
             self._gone.add(rec.path)
             return
@@ -117,19 +124,27 @@ class Speculation:
         return m is not None and m.kept_by is None
 
     def _keep(self, ordinal: int, entry: Entry, rec: Rec, reader: TarReader) -> None:
+        self._trace.append(("e", ordinal, _COPY_ITEM, None, None, None, None))
+        if reader.teeing:
+            if not entry.has_global:
+                return              # the reader passes it on once the scan moves on
+            reader.untee()
         above = self._pending_above(rec.path) if self._pending else []
         if len(above) != len(self._pending) or entry.has_global:
             self._deviate(entry, reader)        # a selected directory has no entry below here
         for item in above:
             self._lw.write(item[1])
-            self._trace.append(("h", item[1]))
+            self._trace.insert(-1, ("h", item[1]))
             self._pending.remove(item)
             self._pending_paths[item[0]] -= 1
             if not self._pending_paths[item[0]]:
                 del self._pending_paths[item[0]]
         self._pending_hash = None
-        write_entry(COPY_OP, entry, reader, self._lw.write, (self.layer,))
-        self._trace.append(("e", ordinal, _COPY_ITEM, None, None, None, None))
+        if entry.has_global:
+            write_entry(COPY_OP, entry, reader, self._lw.write, (self.layer,))
+        else:
+            self._lw.write(entry.header)
+            reader.tee(self._lw.write)          # this entry's data and what stays after it
 
     def _pending_above(self, path: str) -> list[tuple[str, bytes, int]]:
         """The pending directories above ``path``, in stream order: found by its ancestors,
@@ -158,6 +173,8 @@ class Speculation:
 
     def _fail(self, why: str) -> None:
         self.why = why
+        if self._reader is not None:
+            self._reader.untee()
         self._state = _State.FAILED
         self._lw.discard()
         self._writer.abort()
@@ -176,6 +193,7 @@ class Speculation:
         layer; a rebuild closes its body frame and waits for the plan's trailer."""
         if self._state is not _State.FAILED and self._fatbins():
             return
+        reader.untee()                  # everything up to the end-of-archive marker
         if reader.synthesized_padding:
             self._fail("the input lacks the last member's padding")
         elif self._state is _State.RAW and reader.tail is None:

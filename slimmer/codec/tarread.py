@@ -66,6 +66,10 @@ class TarReader:
         self._global: list[tuple[str, bytes]] = []
         self._watch: Write | None = None   # other readers of the current entry's data
         self._watch_left = 0
+        self._tee: Write | None = None     # see tee()
+        self._tee_pos = 0           # stream offset up to which the tee has had the bytes
+        self._tee_limit: int | None = None   # the tee gets nothing from here on, for now
+        self._tee_header: bytes | None = None  # the header of the entry at _tee_limit
         self.end_offset = 0
 
     @property
@@ -81,6 +85,8 @@ class TarReader:
             if not chunk:
                 return False
             self._hash_to(self._pos)
+            if self._tee is not None:
+                self._pass(memoryview(self._buf)[:self._pos], self._consumed)
             self._consumed += self._pos
             self._buf = self._buf[self._pos:] + chunk
             self._pos = self._hpos = 0
@@ -133,6 +139,56 @@ class TarReader:
         self._hash_to(len(self._buf))
         return "sha256:" + self._hash.hexdigest()
 
+    # -- the tee ---------------------------------------------------------------------------
+    def tee(self, write: Write) -> None:
+        """Pass every byte from the read position on to ``write``, in big pieces as the
+        reader moves past them, until ``untee``: the rest of the current entry (the caller
+        has written its header) and each later entry whole once the caller moves on from it.
+        For a caller that would copy entry after entry unchanged: one call per buffer instead
+        of two per entry. The end-of-archive marker and what follows it are not passed."""
+        self._tee = write
+        self._tee_pos = self._offset
+        self._tee_limit = self._tee_header = None
+
+    def untee(self) -> None:
+        """Pass what is due up to the current entry's start (at the end: the end-of-archive
+        marker), and stop: the current entry is the caller's to write or to drop."""
+        if self._tee is None:
+            return
+        assert self._tee_limit is not None
+        self._pass(self._buf, self._consumed)
+        self._tee = None
+        self._tee_limit = self._tee_header = None
+
+    @property
+    def teeing(self) -> bool:
+        return self._tee is not None
+
+    def _pass(self, data: bytes | memoryview, start: int) -> None:
+        """Give the tee what is due of ``data`` (the stream's bytes from offset ``start``)."""
+        end = start + len(data)
+        if self._tee_limit is not None and self._tee_limit < end:
+            end = self._tee_limit
+        if end <= self._tee_pos:
+            return
+        assert self._tee is not None and self._tee_pos >= start, "tee lost bytes"
+        self._tee(data if self._tee_pos == start and end == start + len(data)
+                  else memoryview(data)[self._tee_pos - start:end - start])
+        self._tee_pos = end
+
+    def _tee_accept(self) -> None:
+        """The caller moved on from the entry at ``_tee_limit``: it stays, header and all.
+        A one-block header still in the buffer goes on with the rest; one that a refill has
+        dropped, or one with extension records (whose padding ``Entry.header`` has as zeros,
+        as every other writer of it does), is written from the entry."""
+        assert self._tee is not None and self._tee_limit is not None
+        header = self._tee_header
+        if header is not None and (len(header) != BLOCK or self._tee_limit < self._consumed):
+            self._pass(self._buf, self._consumed)
+            self._tee(header)
+            self._tee_pos = self._tee_limit + len(header)
+        self._tee_limit = self._tee_header = None
+
     def _take(self, n: int) -> bytes:
         if not self._fill(n):
             raise LayerError(f"{self._what}: tar stream is truncated")
@@ -151,6 +207,8 @@ class TarReader:
             return
         n -= avail
         self._hash_to(len(self._buf))
+        if self._tee is not None:
+            self._pass(self._buf, self._consumed)
         self._consumed += len(self._buf)
         self._buf, self._pos, self._hpos = b"", 0, 0
         while n > 0:
@@ -164,6 +222,8 @@ class TarReader:
                 self._buf, self._pos, self._hpos = chunk, n, 0
                 return
             self._tap(chunk)
+            if self._tee is not None:
+                self._pass(chunk, self._consumed)
             self._consumed += len(chunk)
             n -= len(chunk)
 
@@ -228,6 +288,8 @@ class TarReader:
             write(memoryview(self._buf)[self._pos:])
             left -= avail
         self._hash_to(len(self._buf))
+        if self._tee is not None:
+            self._pass(self._buf, self._consumed)
         self._consumed += len(self._buf)
         self._buf, self._pos, self._hpos = b"", 0, 0
         while left > 0:
@@ -244,6 +306,8 @@ class TarReader:
                 return
             self._tap(chunk)
             write(chunk)
+            if self._tee is not None:
+                self._pass(chunk, self._consumed)
             self._consumed += len(chunk)
             left -= len(chunk)
 
@@ -266,6 +330,8 @@ class TarReader:
     # -- iteration ---------------------------------------------------------------------
     def __iter__(self) -> Iterator[Entry]:
         while True:
+            if self._tee_limit is not None:
+                self._tee_accept()
             self._skip_rest()
             start = self._offset
             if not self._fill(BLOCK):
@@ -273,12 +339,18 @@ class TarReader:
                 if len(self._buf) - self._pos:
                     raise LayerError(f"{self._what}: tar stream is truncated")
                 self.end_offset = start
+                if self._tee is not None:
+                    self._tee_limit = start
                 return
+            if self._tee is not None:
+                self._tee_limit = start     # the entry (or marker) here is not due yet
             if self._buf[self._pos:self._pos + BLOCK] == _ZERO_BLOCK:
                 self.end_offset = start
                 self._drain()
                 return
             entry = self._plain_entry(start) or self._entry(start)
+            if self._tee is not None:
+                self._tee_header = entry.header
             self._data_size = entry.size
             self._data_left = self._padded(entry.size)
             self._pad = self._data_left - entry.size
@@ -394,6 +466,8 @@ class TarReader:
         """Read the rest of the stream (from the end-of-archive marker on) into ``tail``."""
         tail: list[bytes] | None = [bytes(memoryview(self._buf)[self._pos:])]
         self._hash_to(len(self._buf))
+        if self._tee is not None:
+            self._pass(self._buf, self._consumed)
         self._consumed += len(self._buf)
         self._buf, self._pos, self._hpos = b"", 0, 0
         size = len(tail[0]) if tail else 0

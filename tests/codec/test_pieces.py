@@ -115,3 +115,41 @@ def test_start_hashing_with_writes_still_gathered(kind: str) -> None:
         blob, diff_id, _ = _compress(kind, pieces, start_hash_at=at)
         assert diff_id == "sha256:" + hashlib.sha256(data).hexdigest()
         assert blob == _compress(kind, [data])[0]
+
+
+@pytest.mark.parametrize("chunk", [100, 512, 4096, 70_001, 1 << 20])
+@pytest.mark.parametrize("seed", [3, 4])
+def test_the_tee_passes_what_an_entry_by_entry_copy_writes(chunk: int, seed: int) -> None:
+    """A caller that keeps some entries and drops others, switching between the tee and its
+    own writes as the speculative build does, gets the bytes of copying each kept entry
+    (header, data, padding), also when reading an entry's head refilled the buffer and when
+    a header has extension records; the end-of-archive marker is never passed."""
+    rnd = random.Random(seed)
+    data = _tar(80, seed)
+    keeps = [rnd.random() < 0.7 for _ in range(200)]
+
+    class Chunked(io.BytesIO):
+        def read(self, n: int = -1) -> bytes:
+            return super().read(min(n, chunk) if n and n > 0 else chunk)
+
+    expected = _Writer()
+    for i, e in enumerate(plain := TarReader(io.BytesIO(data), "t")):
+        if keeps[i]:
+            expected.write(e.header)
+            plain.copy_data(expected.write)
+    out = _Writer()
+    reader = TarReader(Chunked(data), "t")
+    kept = 0
+    for i, e in enumerate(reader):
+        if e.size and rnd.random() < 0.5:
+            reader.head(min(e.size, 300_000))     # may refill past the header
+        keep = keeps[i]
+        if not keep:
+            reader.untee()
+        elif not reader.teeing:
+            out.write(e.header)
+            reader.tee(out.write)
+        kept += keep
+    reader.untee()
+    assert kept > 20 and out.buf.getvalue() == expected.buf.getvalue()
+    assert len(out.buf.getvalue()) <= reader.end_offset
