@@ -28,9 +28,15 @@ _PY_FROM = re.compile(rb"[ \t]*from[ \t]+(\.+[\w.]*|[\w.]+)[ \t]+")
 _PY_CALLS = ((re.compile(rb"""__import__\(\s*['"]([\w.]+)['"]"""), b"__import__("),
              (re.compile(rb"""import_module\(\s*['"]([\w.]+)['"]"""), b"import_module("))
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)", re.M)
-_JS_REQUIRE = re.compile(rb"""require\s*\(\s*(['"`])([^'"`\n]{1,1024}?)\1""")
-_JS_IMPORT = re.compile(rb"""import\s*(?:\(\s*)?(['"`])([^'"`\n]{1,1024}?)\1""")
-_JS_FROM = re.compile(rb"""from\s*(['"])([^'"\n]{1,1024}?)\1""")
+# The JavaScript patterns are `require\s*\(\s*(['"`])...`, `import\s*(?:\(\s*)?(['"`])...`
+# and `from\s*(['"])...`; the first two are searched from a rarer letter of the word (q, m)
+# with the letters before it checked by hand: the engine's scan for a literal prefix stops at
+# every occurrence of its first letter, and r and i are among the commonest in source code.
+# (word, pattern from the letter on, how many letters of the word come before it)
+_JS_PATTERNS = (
+    (b"require", re.compile(rb"""quire\s*\(\s*(['"`])([^'"`\n]{1,1024}?)\1"""), 2),
+    (b"import", re.compile(rb"""mport\s*(?:\(\s*)?(['"`])([^'"`\n]{1,1024}?)\1"""), 1),
+    (b"from", re.compile(rb"""from\s*(['"])([^'"\n]{1,1024}?)\1"""), 0))
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _EMPTY = {Lang.PYTHON: SourceFacts(Lang.PYTHON), Lang.JS: SourceFacts(Lang.JS)}
 
@@ -126,16 +132,26 @@ def js_imports(data: bytes) -> SourceFacts:
     if b"\0" in data:
         return SourceFacts(Lang.JS, error="not a text file (NUL bytes)")
     found: dict[str, None] = {}
-    esm = b"import" in data or b"export" in data
-    for rx, literal in ((_JS_REQUIRE, b"require"), (_JS_IMPORT, b"import"),
-                        (_JS_FROM, b"from")):
-        start = data.find(literal) if literal != b"from" or esm else -1
-        if start < 0:
-            continue   # a search for a word that is not there costs a memchr, not a regex pass
-        for m in rx.finditer(data, start):
+    at_import = data.find(b"import")
+    esm = at_import >= 0 or b"export" in data
+    for word, rx, back in _JS_PATTERNS:
+        if word == b"import":
+            pos = at_import
+        else:
+            pos = data.find(word) if word != b"from" or esm else -1
+        if pos < 0:
+            continue   # a search for a word that is not there is cheaper than a regex pass
+        lead = word[:back]
+        pos += back
+        while (m := rx.search(data, pos)) is not None:
+            start = m.start()
+            if back and data[start - back:start] != lead:
+                pos = start + 1            # "acquire(": not this word, look on from here
+                continue
             spec = m.group(2).decode("utf-8", "surrogateescape")
             if "${" not in spec and spec.strip() == spec:
                 found[spec] = None
+            pos = m.end()
     return SourceFacts(Lang.JS, tuple(found)) if found else _EMPTY[Lang.JS]
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import ast
 import glob
+import re
 import sysconfig
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from slimmer.fs.closure.facts import Lang, TextKind
 from slimmer.fs.closure.sources import js_imports, package_json, python_imports, text_facts
@@ -87,6 +91,38 @@ const dyn = require(name);
     assert set(facts.imports) == {"./a", "b/sub", "c", "@scope/d", "side-effect",
                                   "./re-export.js", "lazy", "template"}
     assert "NUL" in (js_imports(b"require('x')\0").error or "")
+
+
+def _js_reference(data: bytes) -> tuple[str, ...]:
+    """The specifiers as the three whole patterns find them, one pass each."""
+    found: dict[str, None] = {}
+    esm = b"import" in data or b"export" in data
+    for rx in (rb"""require\s*\(\s*(['"`])([^'"`\n]{1,1024}?)\1""",
+               rb"""import\s*(?:\(\s*)?(['"`])([^'"`\n]{1,1024}?)\1""",
+               rb"""from\s*(['"])([^'"\n]{1,1024}?)\1""" if esm else None):
+        for m in re.finditer(rx, data) if rx else ():
+            spec = m.group(2).decode("utf-8", "surrogateescape")
+            if "${" not in spec and spec.strip() == spec:
+                found[spec] = None
+    return tuple(found)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([
+    "require", "quire", "acquire", "re", "import", "mport", "xim", "from", "export", "(", " ",
+    "\n", "'", '"', "`", "a", "./b", "${", "}", "q", "m", "i", "r", "e"]), max_size=40))
+def test_js_scanner_finds_what_the_whole_patterns_find(tokens: list[str]) -> None:
+    """The scanner starts its searches at a rarer letter of each word (sources.py); the
+    specifiers, and their order, are those of the plain patterns."""
+    data = "".join(tokens).encode()
+    assert js_imports(data).imports == _js_reference(data)
+
+
+def test_a_word_inside_a_near_miss_is_found() -> None:
+    # "acquire('x require(')" looks like a require from its q on, but is not one; the
+    # require inside it is, and its string ends after the near-miss does.
+    data = b"require('a'); acquire('x require(')y'); ximport('z')"
+    assert js_imports(data).imports == _js_reference(data) == ("a", ")y", "z")
 
 
 def test_package_json() -> None:
