@@ -103,9 +103,12 @@ def slim(source: str | Source, dest: str | Sink, options: SlimOptions | None = N
     else:
         checks = None
     if trust is not None:
-        from slimmer.trust import remote
         (options or SlimOptions()).check()
         trust = trust.load()
+        if not trust.active and isinstance(dest, str) and _registry_of(dest) is None:
+            trust = None    # nothing to verify, sign or attach: no registry code to load
+    if trust is not None:
+        from slimmer.trust import remote
         remote.check_targets(trust, source, dest)
     options, src, root, profiles, matcher = _prepare(source, options, registry)
     verified = None
