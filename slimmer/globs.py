@@ -49,7 +49,13 @@ class Glob:
     basename: str | None
     ext: str | None
     guard: str | None
-    compiled: re.Pattern[str]
+
+    @functools.cached_property
+    def compiled(self) -> re.Pattern[str]:
+        """The regex compiled, on first use: loading the built-in profiles translates a few
+        hundred globs, and the matcher joins their ``regex`` texts instead (compiling each one
+        too was most of the profiles' load time)."""
+        return re.compile(self.regex, re.DOTALL)
 
     def matches(self, path: str) -> bool:
         """True if the whole ``path`` matches this glob."""
@@ -180,12 +186,7 @@ def compile_glob(pattern: str) -> Glob:
     ext = None
     if basename is None and segments[-1] is not _DOUBLE and "." in suffix:
         ext = suffix.rpartition(".")[2]
-    regex = "".join(parts)
-    try:
-        compiled = re.compile(regex, re.DOTALL)
-    except re.error as exc:  # pragma: no cover - translation above only emits valid regexes
-        raise ValueError(f"cannot compile: {exc}") from exc
-    return Glob(pattern, regex, tuple(prefix), basename, ext, guard, compiled)
+    return Glob(pattern, "".join(parts), tuple(prefix), basename, ext, guard)
 
 
 @functools.lru_cache(maxsize=1024)
