@@ -4,6 +4,8 @@ base layers, and the report."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +160,19 @@ def test_second_push_of_the_same_result_writes_nothing(tmp_path: Path) -> None:
     assert other.images and other.digest != first.digest
     man = read_json(out, top(out)["digest"])
     assert man["annotations"]["io.slimmer.options.digest"].startswith("sha256:")
+
+
+def test_a_layout_push_loads_no_registry_code(tmp_path: Path) -> None:
+    """Nothing to verify, sign or attach, and a layout destination: the registry client and
+    the signing code (httpx alone takes 0.17 s to import) are not loaded."""
+    write_layout(tmp_path / "src", [tagged(make_image(tmp_path / "src", LAYERS), "v1")])
+    code = ("import sys, slimmer\n"
+            "from slimmer.trust.options import TrustOptions\n"
+            f"slimmer.slim('oci:{tmp_path / 'src'}:v1', 'oci:{tmp_path / 'out'}:v1', "
+            "trust=TrustOptions())\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'httpx'\n"
+            "             or m.startswith(('slimmer.trust.remote', 'slimmer.transports.registry.r'))))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert run.stdout.strip() == "[]"
+    assert top(tmp_path / "out")["digest"]
