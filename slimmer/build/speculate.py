@@ -124,9 +124,10 @@ class Speculation:
         return m is not None and m.kept_by is None
 
     def _keep(self, ordinal: int, entry: Entry, rec: Rec, reader: TarReader) -> None:
-        self._trace.append(("e", ordinal, _COPY_ITEM, None, None, None, None))
+        traced = ("e", ordinal, _COPY_ITEM, None, None, None, None)
         if reader.teeing:
             if not entry.has_global:
+                self._trace.append(traced)
                 return              # the reader passes it on once the scan moves on
             reader.untee()
         above = self._pending_above(rec.path) if self._pending else []
@@ -134,12 +135,13 @@ class Speculation:
             self._deviate(entry, reader)        # a selected directory has no entry below here
         for item in above:
             self._lw.write(item[1])
-            self._trace.insert(-1, ("h", item[1]))
+            self._trace.append(("h", item[1]))
             self._pending.remove(item)
             self._pending_paths[item[0]] -= 1
             if not self._pending_paths[item[0]]:
                 del self._pending_paths[item[0]]
         self._pending_hash = None
+        self._trace.append(traced)
         if entry.has_global:
             write_entry(COPY_OP, entry, reader, self._lw.write, (self.layer,))
         else:

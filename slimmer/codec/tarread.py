@@ -84,9 +84,7 @@ class TarReader:
             chunk = self._stream.read(max(CHUNK, n))
             if not chunk:
                 return False
-            self._hash_to(self._pos)
-            if self._tee is not None:
-                self._pass(memoryview(self._buf)[:self._pos], self._consumed)
+            self._release(self._pos)
             self._consumed += self._pos
             self._buf = self._buf[self._pos:] + chunk
             self._pos = self._hpos = 0
@@ -99,11 +97,28 @@ class TarReader:
             self._hashed += pos - self._hpos
             self._hpos = pos
 
+    def _release(self, pos: int) -> None:
+        """The buffer's bytes before ``pos`` are about to be dropped: hash them, and give the
+        tee what is due of them."""
+        self._hash_to(pos)
+        if self._tee is not None:
+            self._pass(memoryview(self._buf)[:pos], self._consumed)
+
+    def _drop_buffer(self) -> None:
+        """Everything buffered is consumed: release it and start an empty buffer."""
+        self._release(len(self._buf))
+        self._consumed += len(self._buf)
+        self._buf, self._pos, self._hpos = b"", 0, 0
+
     def _tap(self, chunk: bytes | memoryview) -> None:
-        """A chunk consumed without passing through the buffer."""
+        """A chunk consumed without passing through the buffer: hashed, given to the tee,
+        counted."""
         if self._hash is not None:
             self._hash.update(chunk)
             self._hashed += len(chunk)
+        if self._tee is not None:
+            self._pass(chunk, self._consumed)
+        self._consumed += len(chunk)
 
     def hash_at(self, offset: int) -> "hashlib._Hash | None":
         """A copy of the hash of the stream up to ``offset`` (the start of the current
@@ -206,11 +221,7 @@ class TarReader:
             self._pos += n
             return
         n -= avail
-        self._hash_to(len(self._buf))
-        if self._tee is not None:
-            self._pass(self._buf, self._consumed)
-        self._consumed += len(self._buf)
-        self._buf, self._pos, self._hpos = b"", 0, 0
+        self._drop_buffer()
         while n > 0:
             chunk = self._stream.read(CHUNK)
             if not chunk:
@@ -222,9 +233,6 @@ class TarReader:
                 self._buf, self._pos, self._hpos = chunk, n, 0
                 return
             self._tap(chunk)
-            if self._tee is not None:
-                self._pass(chunk, self._consumed)
-            self._consumed += len(chunk)
             n -= len(chunk)
 
     # -- data access for the current entry ---------------------------------------------
@@ -287,11 +295,7 @@ class TarReader:
         if avail:
             write(memoryview(self._buf)[self._pos:])
             left -= avail
-        self._hash_to(len(self._buf))
-        if self._tee is not None:
-            self._pass(self._buf, self._consumed)
-        self._consumed += len(self._buf)
-        self._buf, self._pos, self._hpos = b"", 0, 0
+        self._drop_buffer()
         while left > 0:
             chunk = self._stream.read(CHUNK)
             if not chunk:
@@ -306,9 +310,6 @@ class TarReader:
                 return
             self._tap(chunk)
             write(chunk)
-            if self._tee is not None:
-                self._pass(chunk, self._consumed)
-            self._consumed += len(chunk)
             left -= len(chunk)
 
     def read_data(self) -> bytes:
@@ -465,18 +466,13 @@ class TarReader:
     def _drain(self) -> None:
         """Read the rest of the stream (from the end-of-archive marker on) into ``tail``."""
         tail: list[bytes] | None = [bytes(memoryview(self._buf)[self._pos:])]
-        self._hash_to(len(self._buf))
-        if self._tee is not None:
-            self._pass(self._buf, self._consumed)
-        self._consumed += len(self._buf)
-        self._buf, self._pos, self._hpos = b"", 0, 0
+        self._drop_buffer()
         size = len(tail[0]) if tail else 0
         while True:
             chunk = self._stream.read(CHUNK)
             if not chunk:
                 break
             self._tap(chunk)
-            self._consumed += len(chunk)
             size += len(chunk)
             if tail is not None:
                 tail.append(chunk)
