@@ -50,7 +50,9 @@ ULTRA_THREADS = 2
 #: 3: the static closure (fs.closure) keeps what the image needs although rules match it.
 #: 4: whiteouts and opaque markers inside a directory the layer whites out as a whole are
 #: dropped (containerd failed to unpack such layers: "failed to convert whiteout file").
-OUTPUT_FORMAT = 4
+#: 5: a rebuilt single layer also drops its own markers in a directory it strips when they
+#: hide nothing lower (containerd made the directory for them).
+OUTPUT_FORMAT = 5
 
 
 def check_layer_options(merge: str, compression: str, base: int, merge_threshold: int) -> None:

@@ -100,14 +100,18 @@ def test_options_digest_is_pinned() -> None:
         "sha256:40da9210f274d4733822ccf2c8cca22c2d119360544245be31fc8f9b25edb2b0"
     assert options_digest(every, chosen, output_format=3) == \
         "sha256:792b514204d6d0ed68a704a3041fc4599da35bab24f08a50654f32191ebf5a2b"
-    assert OUTPUT_FORMAT == 4
-    assert options_digest(SlimOptions(), default) == \
+    assert options_digest(SlimOptions(), default, output_format=4) == \
         "sha256:9ea2caff3a968a9ce1b2a2f6bd5cb8b0bb663b932e869deb710530d520c3a297"
-    assert options_digest(every, chosen) == \
+    assert options_digest(every, chosen, output_format=4) == \
         "sha256:ab4a06930783de7ff75f781e447359993ad1b0c8b2ae961cbf422457dd5fe9cc"
+    assert OUTPUT_FORMAT == 5
+    assert options_digest(SlimOptions(), default) == \
+        "sha256:4cee7b44c2c26ef0fa4fee5a1d4eac1bd6325ddf3467bfa37c4042b82551c568"
+    assert options_digest(every, chosen) == \
+        "sha256:3e94af8dd596ed72c554482d760f2e4a512043fb4a1d74de86ce868462f7acc5"
     forced = dataclasses.replace(every, no_protect=("/usr/lib/x86_64-linux-gnu/libz*",))
     assert options_digest(forced, chosen) == \
-        "sha256:30359eae535092e7363a8901be7896ebe4e8f12d01f377e3b0be69a476b8143d"
+        "sha256:30fa40ccd5df3a754dab7aadab99af9d58e3ab57c3fbd6619e7cdf6ee7f2b00e"
     # jobs does not change the bytes, so it does not change the digest
     assert options_digest(dataclasses.replace(every, jobs=None), chosen) == \
         options_digest(every, chosen)

@@ -85,10 +85,17 @@ class StreamingPlanner(GroupPlanner):
 
     def _covered_marker(self, rec: Rec, hidden: set[str]) -> bool:
         """Whether the layer's own whiteout or opaque marker lies in a directory that goes
-        from this layer and that the trailer whites out whole: it hides nothing more, and
-        written before that whiteout it would make the unpacker create the directory."""
+        from this layer and hides nothing more: the trailer whites the directory out whole,
+        or the layer's entry of the directory goes and nothing lower lies at the whited-out
+        path (below the opaque directory). Written, it would make an unpacker such as
+        containerd's create the directory."""
         where = marker_dir(rec.target, rec.kind == OPAQUE)
-        return bool(where) and where not in self.survivors and covered(where, hidden)
+        if not where or where in self.survivors:
+            return False
+        if covered(where, hidden):
+            return True
+        hits = self.lower.parents if rec.kind == OPAQUE else self.lower.paths
+        return self.overlay.get(where) is not None and rec.target not in hits
 
 
 def body_trace(out: OutputLayer, recs: Sequence[Sequence[Rec]]) -> Iterator[TraceItem]:

@@ -174,3 +174,20 @@ def test_markers_inside_a_directory_that_goes_whole_are_dropped(merge: str) -> N
             "usr/bin/tool": ("file", b"t", 0o755)}
     assert final_fs(sink.layer_tars()) == want
     assert final_fs_sequential(sink.layer_tars()) == want     # containerd-like, strict
+
+
+@pytest.mark.parametrize("merge", ["none", "all"])
+def test_markers_in_a_directory_that_goes_and_hides_nothing_are_dropped(merge: str) -> None:
+    """Seen on the ML image (usr/lib/gcc, which no lower layer has): a layer's own markers in
+    a directory it strips hide nothing, and written they make containerd create the
+    directory the plan took out."""
+    from slimmer.profiles import Matcher
+    base = [("dir", "usr"), ("file", "usr/x", b"x")]
+    top = [("dir", "usr/lib"), ("dir", "usr/lib/gcc"), ("opaque", "usr/lib/gcc"),
+           ("whiteout", "usr/lib/gcc/old"), ("file", "usr/lib/gcc/cc1", b"c"),
+           ("file", "usr/lib/tool", b"t")]
+    tars = [make_tar(base), make_tar(top)]
+    matcher = Matcher([], strip_globs=["/usr/lib/gcc", "/usr/lib/gcc/**"])
+    sink, _ = run(tars, PlanOptions(merge=merge, compression="gzip"), matcher)
+    assert not [name for t in sink.layer_tars() for name, _ in members(t) if ".wh." in name]
+    assert "usr/lib/gcc" not in final_fs(sink.layer_tars())
