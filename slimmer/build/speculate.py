@@ -3,12 +3,12 @@ when the plan agrees: one decode per layer on the default path.
 
 While a layer is scanned, a ``Speculation`` writes its output with what the layer itself tells:
 an entry a strip rule selects (and no keep rule saves) goes, the rest stays, directories a rule
-selects wait for the first entry below them that stays (the stream order of
-``plan.stream``). Until the first entry goes, the output is the input tar itself. Runs of
-entries that stay are not copied one by one: the scan's reader tees its input into the output
-(``TarReader.tee``) until an entry goes. When the
-whole stack is planned, the speculation is taken if the plan recompresses the layer and
-nothing was changed, or if the plan rebuilds it and its body, item by item
+selects, and the layer's own whiteouts and opaque markers inside them, wait for the first
+entry below them that stays (the stream order of ``plan.stream``). Until the first entry
+goes, the output is the input tar itself. Runs of entries that stay are not copied one by
+one: the scan's reader tees its input into the output (``TarReader.tee``) until an entry
+goes. When the whole stack is planned, the speculation is taken if the plan recompresses the
+layer and nothing was changed, or if the plan rebuilds it and its body, item by item
 (``plan.stream.body_trace``), is what was written; the plan's trailer then completes the
 blob. Otherwise (a match that the image needs, a path a later layer strips, a hard link
 whose data went, ...) it is thrown away and the layer is built in a second pass as before.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from enum import Enum
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from slimmer.build.layer import write_entry, write_trailer
 from slimmer.codec.compression import LayerWriter
@@ -30,6 +30,7 @@ from slimmer.fs.overlay import ancestors
 from slimmer.oci.image import Flushable, Layer, Sink
 from slimmer.oci.layer import DIR, HARDLINK, META, OPAQUE, WHITEOUT
 from slimmer.oci.media import Compression
+from slimmer.plan.emit import marker_dir
 from slimmer.plan.model import COPY, COPY_OP, REBUILD, RECOMPRESS, OutputLayer
 from slimmer.plan.stream import TraceItem, body_trace
 from slimmer.profiles import Matcher
@@ -41,6 +42,17 @@ class _State(Enum):
     RAW = "raw"              # everything written so far is the input tar itself
     REBUILD = "rebuild"      # an entry went: writing with local decisions
     FAILED = "failed"        # the layer cannot be written without the plan
+
+
+class _Waiting(NamedTuple):
+    """An entry held back until an entry below its directory stays: the header of a
+    directory a rule selects, or a whiteout or opaque marker inside such a directory (the
+    plan drops those when the directory goes whole)."""
+
+    dir: str              # the directory it waits on
+    header: bytes
+    offset: int           # where it starts in the input
+    item: TraceItem       # what writing it adds to the trace
 
 
 class Speculation:
@@ -56,9 +68,9 @@ class Speculation:
         self._writer = sink.blob_writer(verified=True)
         self._lw = LayerWriter(self._writer, compression, level, threads, diff_id=layer.diff_id)
         self._state = _State.RAW
-        self._pending: list[tuple[str, bytes, int]] = []    # lazy dirs: path, header, offset
-        self._pending_paths: dict[str, int] = {}             # how often each is pending
-        self._pending_hash: object = None                    # hash at the first pending dir
+        self._pending: list[_Waiting] = []                   # in stream order
+        self._pending_paths: dict[str, int] = {}             # how often each dir is waited on
+        self._pending_hash: object = None                    # hash at the first pending entry
         self._trace: list[TraceItem] = []
         self._seen: set[str] = set()
         self._gone: set[str] = set()
@@ -93,11 +105,15 @@ class Speculation:
             return
         if kind == DIR and rec.path and self._selected(rec):
             reader.untee()
-            if not self._pending and self._state is _State.RAW:
-                self._pending_hash = reader.hash_at(entry.offset)
-            self._pending.append((rec.path, entry.header, entry.offset))
-            self._pending_paths[rec.path] = self._pending_paths.get(rec.path, 0) + 1
+            self._wait(rec.path, entry, ("h", entry.header), reader)
             return
+        if kind in (WHITEOUT, OPAQUE) and self._pending and not entry.has_global:
+            where = marker_dir(rec.target, kind == OPAQUE)
+            if where in self._pending_paths:
+                reader.untee()
+                self._wait(where, entry, ("e", ordinal, _COPY_ITEM, None, None, None, None),
+                           reader)
+                return
         if kind not in (DIR, WHITEOUT, OPAQUE) and self._selected(rec):
             reader.untee()
             self._deviate(entry, reader)
@@ -109,6 +125,13 @@ class Speculation:
         if kind != DIR:
             self._files[rec.path] = rec
         self._keep(ordinal, entry, rec, reader)
+
+    def _wait(self, where: str, entry: Entry, item: TraceItem, reader: TarReader) -> None:
+        """Hold ``entry`` back until an entry below directory ``where`` stays."""
+        if not self._pending and self._state is _State.RAW:
+            self._pending_hash = reader.hash_at(entry.offset)
+        self._pending.append(_Waiting(where, entry.header, entry.offset, item))
+        self._pending_paths[where] = self._pending_paths.get(where, 0) + 1
 
     def _selected(self, rec: Rec) -> bool:
         """Whether a strip rule selects the entry and no keep rule saves it (a hard link is
@@ -133,13 +156,13 @@ class Speculation:
         above = self._pending_above(rec.path) if self._pending else []
         if len(above) != len(self._pending) or entry.has_global:
             self._deviate(entry, reader)        # a selected directory has no entry below here
-        for item in above:
-            self._lw.write(item[1])
-            self._trace.append(("h", item[1]))
-            self._pending.remove(item)
-            self._pending_paths[item[0]] -= 1
-            if not self._pending_paths[item[0]]:
-                del self._pending_paths[item[0]]
+        for waiting in above:
+            self._lw.write(waiting.header)
+            self._trace.append(waiting.item)
+            self._pending.remove(waiting)
+            self._pending_paths[waiting.dir] -= 1
+            if not self._pending_paths[waiting.dir]:
+                del self._pending_paths[waiting.dir]
         self._pending_hash = None
         self._trace.append(traced)
         if entry.has_global:
@@ -148,11 +171,12 @@ class Speculation:
             self._lw.write(entry.header)
             reader.tee(self._lw.write)          # this entry's data and what stays after it
 
-    def _pending_above(self, path: str) -> list[tuple[str, bytes, int]]:
-        """The pending directories above ``path``, in stream order: found by its ancestors,
-        since a stripped tree (``__pycache__`` and the like) leaves thousands pending."""
+    def _pending_above(self, path: str) -> list[_Waiting]:
+        """What waits on the directories above ``path``, in stream order: found by its
+        ancestors, since a stripped tree (``__pycache__`` and the like) leaves thousands
+        pending."""
         found = {a for a in ancestors(path) if a in self._pending_paths}
-        return [p for p in self._pending if p[0] in found] if found else []
+        return [w for w in self._pending if w.dir in found] if found else []
 
     def _deviate(self, entry: Entry, reader: TarReader) -> None:
         """From here on the output is not the input tar: hash it ourselves, continuing from
@@ -163,7 +187,7 @@ class Speculation:
             self._fail("a path appears twice in the layer")
             return
         if self._pending:
-            state, offset = self._pending_hash, self._pending[0][2]
+            state, offset = self._pending_hash, self._pending[0].offset
         else:
             state, offset = reader.hash_at(entry.offset), entry.offset
         if state is None or self._lw.tar_size != offset:
@@ -204,8 +228,8 @@ class Speculation:
             return
         if self._state is _State.RAW:
             assert reader.tail is not None
-            for _, header, _ in self._pending:   # trailing selected directories, in place
-                self._lw.write(header)
+            for waiting in self._pending:        # what still waits, in place
+                self._lw.write(waiting.header)
             self._lw.write(reader.tail)
             self._recompressed = self._lw.close()
         else:

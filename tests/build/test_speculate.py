@@ -16,7 +16,7 @@ from slimmer.build import speculate
 from slimmer.options import SlimOptions
 
 from support.fatbins import container, cubin, cuda_elf
-from support.memimage import MemSink, MemSource, final_fs, make_tar
+from support.memimage import MemSink, MemSource, final_fs, final_fs_sequential, make_tar, members
 from support.stacks import NAMES, layer_specs
 
 
@@ -135,3 +135,37 @@ def test_fat_binaries_leave_the_layer_to_the_plan() -> None:
     assert len(pruned) == len(lib) and pruned != lib
     assert report.images[0].cuda_summary["pruned"] == 1
     assert digests(report) == digests(slim(tars, options, speculate_=False)[0])
+
+
+
+LOWER_INCLUDE = [("dir", "usr"), ("dir", "usr/include"), ("file", "usr/include/x.h", b"x"),
+                 ("dir", "usr/include/arpa"), ("file", "usr/include/arpa/old.h", b"o")]
+
+
+def test_markers_inside_a_stripped_directory_wait_with_it() -> None:
+    """A layer's own markers inside a directory a rule selects (seen on the ML image, layer
+    1: usr/include/*/ made opaque, usr/lib/gcc too): they wait with the directory. When it
+    goes whole, the plan drops them (the trailer whites it out, or nothing lower is there to
+    hide); when something below it stays, they are written after its header, where they
+    were. Either way the layer is taken from its scan, with the two-pass bytes."""
+    top = [("dir", "usr"), ("dir", "usr/include"), ("dir", "usr/include/arpa"),
+           ("opaque", "usr/include/arpa"), ("file", "usr/include/arpa/inet.h", b"i" * 300),
+           ("whiteout", "usr/include/x.h"), ("dir", "usr/lib"), ("dir", "usr/lib/gcc"),
+           ("opaque", "usr/lib/gcc"), ("whiteout", "usr/lib/gcc/old"),
+           ("file", "usr/lib/gcc/cc1", b"c" * 700), ("file", "usr/lib/gcc/keep", b"k" * 40),
+           ("file", "etc/conf", b"c")]
+    tars = [make_tar(LOWER_INCLUDE), make_tar(top)]
+    strip = ("/usr/include", "/usr/include/**", "/usr/lib/gcc", "/usr/lib/gcc/**")
+    trailer = ["usr/.wh.include"]        # hides the lower usr/include, not a marker of top's
+    for keep, markers in (((), trailer), (("/usr/lib/gcc/keep",), [
+            "usr/lib/gcc/.wh..wh..opq", "usr/lib/gcc/.wh.old", *trailer])):
+        options = SlimOptions(profiles=("none",), strip=strip, keep=keep, merge="none")
+        why: list[str | None] = []
+        with counting(why) as taken:
+            report, sink = slim(tars, options)
+        assert taken[1], why
+        assert [name for name, _ in members(sink.layer_tars()[1]) if ".wh." in name] == markers
+        fs = final_fs_sequential(sink.layer_tars())
+        assert not any(p.startswith("usr/include") for p in fs)
+        assert ("usr/lib/gcc/keep" in fs) == bool(keep) and "usr/lib/gcc/cc1" not in fs
+        assert digests(report) == digests(slim(tars, options, speculate_=False)[0])
