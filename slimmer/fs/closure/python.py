@@ -118,6 +118,7 @@ class Modules:
     def __init__(self, tree: Tree) -> None:
         self.tree = tree
         self._stems: dict[str, dict[str, list[str]]] = {}
+        self._found: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
 
     def stems(self, directory: str) -> dict[str, list[str]]:
         """Module name -> basenames of module files directly in (resolved) ``directory``."""
@@ -156,9 +157,15 @@ class Modules:
                 portions.append(pkg)
         return [], portions, bool(portions)
 
-    def find(self, dotted: str, search: Sequence[str]) -> list[str]:
+    def find(self, dotted: str, search: Sequence[str]) -> tuple[str, ...]:
         """Files that ``import dotted`` loads (each package's ``__init__``, then the module);
-        as far as it gets when a part is missing."""
+        as far as it gets when a part is missing. Remembered per name and search path: the
+        files of an image import the same modules over and over (torch's 6,900 sources
+        made 147,000 lookups)."""
+        key = (dotted, tuple(search))
+        hit = self._found.get(key)
+        if hit is not None:
+            return hit
         files: list[str] = []
         dirs: Sequence[str] = search
         for part in dotted.split("."):
@@ -168,16 +175,17 @@ class Modules:
                 break
             if not is_pkg:
                 break
-        return files
+        self._found[key] = hit = tuple(files)
+        return hit
 
-    def find_relative(self, importer: str, dotted: str) -> list[str]:
+    def find_relative(self, importer: str, dotted: str) -> tuple[str, ...]:
         """Files of a relative import (leading dots) made by the module file ``importer``."""
         level = len(dotted) - len(dotted.lstrip("."))
         base = posixpath.dirname(importer)
         for _ in range(level - 1):
             base = posixpath.dirname(base)
         rest = dotted[level:]
-        return self.find(rest, [base]) if rest else []
+        return self.find(rest, [base]) if rest else ()
 
     def site_root(self, path: str) -> str:
         """The directory above the outermost package holding ``path``."""
