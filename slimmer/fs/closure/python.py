@@ -119,6 +119,8 @@ class Modules:
         self.tree = tree
         self._stems: dict[str, dict[str, list[str]]] = {}
         self._found: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+        self._steps: dict[tuple[tuple[str, ...], str],
+                          tuple[Sequence[str], Sequence[str], bool]] = {}
 
     def stems(self, directory: str) -> dict[str, list[str]]:
         """Module name -> basenames of module files directly in (resolved) ``directory``."""
@@ -135,9 +137,18 @@ class Modules:
             self._stems[directory] = hit
         return hit
 
-    def _step(self, dirs: Sequence[str], part: str) -> tuple[list[str], list[str], bool]:
+    def _step(self, dirs: Sequence[str], part: str
+              ) -> tuple[Sequence[str], Sequence[str], bool]:
         """Look ``part`` up in ``dirs``: (files to load, directories of the package found,
-        whether it is a package)."""
+        whether it is a package). Remembered too: ``from .a import b`` looks ``a`` up
+        twice (".a" and ".a.b")."""
+        key = (tuple(dirs), part)
+        hit = self._steps.get(key)
+        if hit is None:
+            hit = self._steps[key] = self._look(dirs, part)
+        return hit
+
+    def _look(self, dirs: Sequence[str], part: str) -> tuple[Sequence[str], Sequence[str], bool]:
         portions: list[str] = []
         for d in dirs:
             real = self.tree.resolve(d).path
@@ -149,13 +160,13 @@ class Modules:
             if is_pkg_dir:
                 init = self.stems(pkg_real).get("__init__")  # type: ignore[arg-type]
                 if init:
-                    return [posixpath.join(pkg, b) for b in init], [pkg], True
+                    return tuple(posixpath.join(pkg, b) for b in init), (pkg,), True
             mods = self.stems(real).get(part)
             if mods:
-                return [posixpath.join(d, b) for b in mods], [], False
+                return tuple(posixpath.join(d, b) for b in mods), (), False
             if is_pkg_dir:
                 portions.append(pkg)
-        return [], portions, bool(portions)
+        return (), tuple(portions), bool(portions)
 
     def find(self, dotted: str, search: Sequence[str]) -> tuple[str, ...]:
         """Files that ``import dotted`` loads (each package's ``__init__``, then the module);
