@@ -152,3 +152,43 @@ def test_venv_and_console_script() -> None:
     assert c.explain(f"{venv_site}/server/main.py") == (
         f"{venv_site}/server/main.py <- opt/venv/bin/serve (import) <- Cmd")
     assert f"{PY}/json/decoder.py" in c and f"{PY}/site.py" in c
+
+
+def test_remembered_lookups_and_reaches_give_the_closure_computed_afresh() -> None:
+    """The walk remembers module lookups (per name and search path, per step) and reached
+    paths; computed afresh every time, the closure is the same link for link. Two packages
+    have a sibling module of the same name (a relative lookup keyed without its directory
+    would mix them up), and modules are reached through a symlinked directory too."""
+    from unittest import mock
+
+    from slimmer.fs.closure import walk
+    from slimmer.fs.closure.python import Modules
+
+    pkgs = [("file", f"{SITE}/{p}/__init__.py", b"from .common import x\nfrom . import common\n")
+            for p in ("alpha", "beta")]
+    pkgs += [("file", f"{SITE}/alpha/common.py", b"import json\n"),
+             ("file", f"{SITE}/beta/common.py", b"import codecs\nimport numpy\n"),
+             ("symlink", "app/lib", f"/{SITE}"),
+             ("file", "app/other.py", b"import alpha\nimport beta\nimport json, util\n")]
+    main = b"import util\nimport numpy\nimport alpha\nimport beta\nimport other\n"
+    layers = [libc_layer(), _runtime(), _site(), _app(main) + pkgs]
+    config = {"Cmd": ["python3", "/app/main.py"], "WorkingDir": "/app"}
+    remembered = closure_of(layers, config)
+
+    reach, find = walk.Walker.reach, Modules.find
+
+    def afresh_reach(self: walk.Walker, *a: object, **k: object) -> object:
+        self._reached.clear()
+        return reach(self, *a, **k)  # type: ignore[arg-type]
+
+    def afresh_find(self: Modules, *a: object) -> object:
+        self._found.clear()
+        self._steps.clear()
+        return find(self, *a)  # type: ignore[arg-type]
+
+    with mock.patch.object(walk.Walker, "reach", afresh_reach), \
+            mock.patch.object(Modules, "find", afresh_find), \
+            mock.patch.object(Modules, "_step", lambda self, d, p: self._look(d, p)):
+        afresh = closure_of(layers, config)
+    assert f"{SITE}/alpha/common.py" in remembered and f"{SITE}/beta/common.py" in remembered
+    assert remembered.links == afresh.links and remembered.warnings == afresh.warnings
