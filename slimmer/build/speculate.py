@@ -35,7 +35,11 @@ from slimmer.plan.model import COPY, COPY_OP, REBUILD, RECOMPRESS, OutputLayer
 from slimmer.plan.stream import TraceItem, body_trace
 from slimmer.profiles import Matcher
 
-_COPY_ITEM = COPY
+
+def _copied(ordinal: int) -> TraceItem:
+    """The trace item of an entry copied as it is (what ``plan.stream.body_trace`` yields
+    for a COPY op without prefix)."""
+    return ("e", ordinal, COPY, None, None, None, None)
 
 
 class _State(Enum):
@@ -111,8 +115,7 @@ class Speculation:
             where = marker_dir(rec.target, kind == OPAQUE)
             if where in self._pending_paths:
                 reader.untee()
-                self._wait(where, entry, ("e", ordinal, _COPY_ITEM, None, None, None, None),
-                           reader)
+                self._wait(where, entry, _copied(ordinal), reader)
                 return
         if kind not in (DIR, WHITEOUT, OPAQUE) and self._selected(rec):
             reader.untee()
@@ -147,7 +150,7 @@ class Speculation:
         return m is not None and m.kept_by is None
 
     def _keep(self, ordinal: int, entry: Entry, rec: Rec, reader: TarReader) -> None:
-        traced = ("e", ordinal, _COPY_ITEM, None, None, None, None)
+        traced = _copied(ordinal)
         if reader.teeing:
             if not entry.has_global:
                 self._trace.append(traced)
