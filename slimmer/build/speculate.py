@@ -31,15 +31,9 @@ from slimmer.oci.image import Flushable, Layer, Sink
 from slimmer.oci.layer import DIR, HARDLINK, META, OPAQUE, WHITEOUT
 from slimmer.oci.media import Compression
 from slimmer.plan.emit import marker_dir
-from slimmer.plan.model import COPY, COPY_OP, REBUILD, RECOMPRESS, OutputLayer
-from slimmer.plan.stream import TraceItem, body_trace
+from slimmer.plan.model import COPY_OP, REBUILD, RECOMPRESS, OutputLayer
+from slimmer.plan.stream import TraceItem, body_trace, entry_item, header_item
 from slimmer.profiles import Matcher
-
-
-def _copied(ordinal: int) -> TraceItem:
-    """The trace item of an entry copied as it is (what ``plan.stream.body_trace`` yields
-    for a COPY op without prefix)."""
-    return ("e", ordinal, COPY, None, None, None, None)
 
 
 class _State(Enum):
@@ -109,13 +103,13 @@ class Speculation:
             return
         if kind == DIR and rec.path and self._selected(rec):
             reader.untee()
-            self._wait(rec.path, entry, ("h", entry.header), reader)
+            self._wait(rec.path, entry, header_item(entry.header), reader)
             return
         if kind in (WHITEOUT, OPAQUE) and self._pending and not entry.has_global:
             where = marker_dir(rec.target, kind == OPAQUE)
             if where in self._pending_paths:
                 reader.untee()
-                self._wait(where, entry, _copied(ordinal), reader)
+                self._wait(where, entry, entry_item(ordinal, COPY_OP), reader)
                 return
         if kind not in (DIR, WHITEOUT, OPAQUE) and self._selected(rec):
             reader.untee()
@@ -150,7 +144,7 @@ class Speculation:
         return m is not None and m.kept_by is None
 
     def _keep(self, ordinal: int, entry: Entry, rec: Rec, reader: TarReader) -> None:
-        traced = _copied(ordinal)
+        traced = entry_item(ordinal, COPY_OP)
         if reader.teeing:
             if not entry.has_global:
                 self._trace.append(traced)

@@ -98,6 +98,16 @@ class StreamingPlanner(GroupPlanner):
         return self.overlay.get(where) is not None and rec.target not in hits
 
 
+def header_item(header: bytes) -> TraceItem:
+    """The trace item of a directory header written ahead of an entry."""
+    return ("h", header)
+
+
+def entry_item(o: int, op: Op) -> TraceItem:
+    """The trace item of entry ``o`` written as ``op`` says (its prefix aside)."""
+    return ("e", o, op.action, op.path, op.linkname, op.src, op.rewrite)
+
+
 def body_trace(out: OutputLayer, recs: Sequence[Sequence[Rec]]) -> Iterator[TraceItem]:
     """What building ``out`` writes before its trailer, item by item: two plans with equal
     traces give equal bytes."""
@@ -106,6 +116,6 @@ def body_trace(out: OutputLayer, recs: Sequence[Sequence[Rec]]) -> Iterator[Trac
         for o in range(len(recs[j])):
             op = ops[o]
             for header in op.prefix:
-                yield ("h", header)
+                yield header_item(header)
             if op.action != DROP:
-                yield ("e", o, op.action, op.path, op.linkname, op.src, op.rewrite)
+                yield entry_item(o, op)
